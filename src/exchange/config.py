@@ -1,0 +1,57 @@
+"""Settings, read from the environment with the prefix ``EXCHANGE_``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXCHANGE_", extra="ignore")
+
+    env: Environment = Environment.development
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql://...). Unset: an embedded server runs in data_dir.",
+    )
+    data_dir: Path = Field(default=Path("exchange-data"), description="Embedded database and local state.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The hub's external base URL; the token issuer and the audience of client assertions.",
+    )
+    token_audience: str = "exchange-hub"
+    token_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    workers: int | None = Field(
+        default=None, ge=1, description="API processes; default 1, or 2 per core in production."
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    log_level: str = "INFO"
+    log_json: bool = True
+    catalog_dir: Path | None = Field(default=None, description="Catalogue YAML applied by `exchange serve`.")
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url.rstrip("/")
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.issuer}/oauth/token"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,84 @@
+"""The FastAPI application: lifespan, middleware, error handlers and routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from exchange import __version__
+from exchange.auth.keys import KeyRing, ensure_signing_key
+from exchange.auth.router import router as auth_router
+from exchange.config import Settings, get_settings
+from exchange.db.embedded import start_embedded
+from exchange.db.engine import create_engine, create_sessionmaker
+from exchange.db.session import transaction
+from exchange.departments.router import router as departments_router
+from exchange.errors import install_handlers, problem_response
+from exchange.logs import configure_logging
+from exchange.observability import RequestContextMiddleware, metrics_response
+
+DESCRIPTION = """\
+The city's exchange hub for the population (人口), legal-entity (法人) and geospatial (空间地理) base data.
+Every element has one authoritative source department; reads need a declared purpose covered by a grant;
+every access is audited. Authenticate with OAuth2 client credentials at `POST /oauth/token`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        url = settings.database_url
+        if url is None:
+            # The handle keeps the embedded server running for as long as this process serves.
+            url, app.state.embedded_server = start_embedded(settings.data_dir)
+        engine = create_engine(settings, url)
+        stack.push_async_callback(engine.dispose)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.keys = KeyRing(timedelta(seconds=settings.token_ttl_seconds))
+        async with transaction(app.state.sessionmaker) as session:
+            await ensure_signing_key(session)
+        yield
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    app = FastAPI(
+        title="Exchange hub",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(auth_router)
+    app.include_router(departments_router)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="The database answers", response_model=None)
+    async def readyz(request: Request) -> JSONResponse | dict[str, str]:
+        try:
+            async with request.app.state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:  # any failure to reach the database means "not ready"
+            return problem_response(
+                status=503,
+                code="database_unavailable",
+                title="Not ready",
+                detail="The database is not reachable.",
+            )
+        return {"status": "ready"}
+
+    app.add_route("/metrics", metrics_response, include_in_schema=False)
+    return app

@@ -1,0 +1,103 @@
+"""Request ids, the access log line and Prometheus metrics, as one pure-ASGI middleware."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from exchange.errors import internal_error_response
+from exchange.logs import bind_request_id, reset_request_id
+
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+REQUESTS = Counter("exchange_http_requests_total", "HTTP requests served", ["method", "route", "status"])
+LATENCY = Histogram(
+    "exchange_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+access_log = logging.getLogger("exchange.access")
+logger = logging.getLogger("exchange.errors")
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (set in the scope by the router): never a raw path."""
+    return str(getattr(scope.get("route"), "path", "unmatched"))
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = bind_request_id(request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status, response_started = message["status"], True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Handled here, inside the request context, so the 500 carries the request id too.
+            logger.exception("unhandled error", extra={"route": _route_template(scope)})
+            if response_started:
+                raise
+            await internal_error_response()(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(scope["method"], route).observe(elapsed)
+            principal = getattr(scope.get("state", {}).get("principal"), "client_id", None)
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "client_id": principal,
+                },
+            )
+            reset_request_id(token)
+
+
+def metrics_response(_: Request) -> Response:
+    """Prometheus exposition; aggregates all worker processes when PROMETHEUS_MULTIPROC_DIR is set."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry = DEFAULT_REGISTRY
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

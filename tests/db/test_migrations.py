@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import asyncio
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from exchange.db import migrate
+from exchange.db.engine import async_url
+from exchange.models import metadata
+
+
+async def _inspect(url: str) -> tuple[set[str], list[object], str | None]:
+    def read(connection: Connection) -> tuple[set[str], list[object], str | None]:
+        tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
+        diff = compare_metadata(MigrationContext.configure(connection), metadata)
+        return tables, diff, migrate.current_revision(connection)
+
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(read)
+    finally:
+        await engine.dispose()
+
+
+async def test_migrations_go_up_down_and_up_again_on_an_empty_database(empty_database_url: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, empty_database_url)
+    tables, diff, revision = await _inspect(empty_database_url)
+    assert {"departments", "clients", "signing_keys", "client_assertions"} <= tables
+    assert revision == migrate.head_revision(empty_database_url)
+
+    await asyncio.to_thread(migrate.downgrade, empty_database_url, "base")
+    tables, _, revision = await _inspect(empty_database_url)
+    assert tables == set()
+    assert revision is None
+
+    await asyncio.to_thread(migrate.upgrade, empty_database_url)
+    tables, diff, _ = await _inspect(empty_database_url)
+    assert "departments" in tables
+    assert diff == []
+
+
+async def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
+    _, diff, _ = await _inspect(database_url)
+    assert diff == []
