@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.engine import make_url
 
 from exchange.auth.principal import Role
@@ -29,6 +30,10 @@ from exchange.main import create_app
 from tests.identifiers import valid_uscc
 
 TEST_ISSUER = "http://hub.test"
+
+# Timing varies on a shared two-core machine; property tests judge behaviour, not speed.
+hypothesis_settings.register_profile("exchange", deadline=None)
+hypothesis_settings.load_profile("exchange")
 
 
 def _libpq_url(url: str, database: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 EXCHANGE = str(Path(sys.executable).parent / "exchange")
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -50,6 +51,7 @@ def serving(*args: str, env: dict[str, str], port: int, ready_timeout: float = 6
     process = subprocess.Popen(
         [EXCHANGE, "serve", "--port", str(port), *args],
         env=env,
+        cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

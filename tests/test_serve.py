@@ -84,7 +84,17 @@ def test_the_embedded_database_serves_a_fresh_data_directory(tmp_path: Path) -> 
         code = valid_uscc()
         cli_json("departments", "create", "--code", code, "--name", "赤峰市市场监督管理局", env=env)
         creds = cli_json("clients", "create", "--department", code, "--role", "steward", env=env)
-        assert _me(base, _token(base, creds["client_id"], creds["client_secret"])).status_code == 200
+        token = _token(base, creds["client_id"], creds["client_secret"])
+        assert _me(base, token).status_code == 200
+        # Started from the repository, serve loaded catalog/ into the fresh database.
+        resources = httpx.get(
+            f"{base}/v1/catalog/resources", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ).json()["items"]
+        assert {r["code"] for r in resources} == {
+            "population.person",
+            "legal_entity.entity",
+            "geospatial.address",
+        }
     pgdata = tmp_path / "hub-data" / "pg"
     assert (pgdata / "PG_VERSION").exists()
     assert not (pgdata / "postmaster.pid").exists(), "the embedded server outlived `exchange serve`"

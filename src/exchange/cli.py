@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import shutil
@@ -21,6 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth.keys import published_keys, rotate_signing_key
 from exchange.auth.principal import Role
+from exchange.catalog import repository as catalog_repository
+from exchange.catalog import service as catalog
+from exchange.catalog.diff import Change, is_breaking
+from exchange.catalog.loader import CatalogFiles, CatalogInvalid, read_catalog, write_catalog
+from exchange.catalog.schemas import DepartmentSpec, PurposeSpec
+from exchange.catalog.service import Actor, CatalogPlan
 from exchange.config import Environment, Settings, get_settings
 from exchange.db import migrate
 from exchange.db.embedded import start_embedded
@@ -29,16 +36,22 @@ from exchange.db.session import transaction
 from exchange.departments import service as departments
 from exchange.errors import ExchangeError
 
-app = typer.Typer(help="The exchange hub for a city's population, legal-entity and geospatial base data.")
+app = typer.Typer(
+    help="The exchange hub for a city's population, legal-entity and geospatial base data.",
+    pretty_exceptions_show_locals=False,
+)
 db_app = typer.Typer(help="The hub's database schema (Alembic migrations).")
 departments_app = typer.Typer(help="Departments (government bodies) connected to the hub.")
 clients_app = typer.Typer(help="OAuth2 client credentials of department systems.")
 keys_app = typer.Typer(help="The hub's token-signing keys.")
+catalog_app = typer.Typer(help="The resource catalogue, kept as YAML in catalog/.")
 app.add_typer(db_app, name="db")
 app.add_typer(departments_app, name="departments")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
+app.add_typer(catalog_app, name="catalog")
 
+DEFAULT_CATALOG = Path("catalog")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
@@ -95,20 +108,27 @@ def _require_head(url: str) -> None:
         )
 
 
-def _run_in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def run() -> T:
-        engine = create_engine(settings, url)
+def _run_in_transaction(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[T]], *, url: str | None = None
+) -> T:
+    """Run ``work`` in one transaction; on ``url`` if given (the caller holds the database), else on the
+    configured or embedded database, held for the duration."""
+
+    async def run(target: str) -> T:
+        engine = create_engine(settings, target)
         try:
             async with transaction(create_sessionmaker(engine)) as session:
                 return await work(session)
         finally:
             await engine.dispose()
 
-    with database(settings) as url:
-        try:
-            return asyncio.run(run())
-        except ExchangeError as exc:
-            raise _fail(exc.detail) from None
+    try:
+        if url is not None:
+            return asyncio.run(run(url))
+        with database(settings) as held:
+            return asyncio.run(run(held))
+    except ExchangeError as exc:
+        raise _fail(exc.detail) from None
 
 
 def _print_json(value: Any) -> None:
@@ -136,6 +156,9 @@ def serve(
         or (2 * (os.cpu_count() or 1) if settings.env is Environment.production else 1)
     )
     with database(settings) as url:
+        catalog_dir = settings.catalog_dir or (DEFAULT_CATALOG if settings.uses_embedded_database else None)
+        if catalog_dir is not None and catalog_dir.is_dir():
+            _apply_catalog(settings, catalog_dir, dry_run=False, allow_breaking=False, url=url)
         os.environ["EXCHANGE_DATABASE_URL"] = url
         if processes > 1:
             metrics_dir = settings.data_dir.resolve() / "metrics"
@@ -154,6 +177,126 @@ def serve(
             proxy_headers=True,
             server_header=False,
         )
+
+
+def _catalog_actor() -> Actor:
+    return Actor(name=f"cli:{getpass.getuser()}")
+
+
+def _print_changes(changes: list[Change], indent: str) -> None:
+    for change in changes:
+        mark = {"added": "+", "updated": "~", "removed": "-"}[change.op]
+        flag = "  [breaking]" if is_breaking(change) else ""
+        if change.op == "updated":
+            console.print(
+                f"{indent}{mark} {change.path}: {change.old!r} → {change.new!r}{flag}", markup=False
+            )
+        else:
+            console.print(f"{indent}{mark} {change.path}{flag}", markup=False)
+
+
+def _print_plan(plan: CatalogPlan) -> None:
+    if plan.empty:
+        console.print("no changes")
+        return
+    if plan.departments_added or plan.departments_renamed:
+        console.print("departments:")
+        for department in plan.departments_added:
+            console.print(f"  + {department.code} {department.name}", markup=False)
+        for department, old in plan.departments_renamed:
+            console.print(f"  ~ {department.code} name: {old!r} → {department.name!r}", markup=False)
+    if plan.purposes_added or plan.purposes_changed or plan.purposes_removed:
+        console.print("purposes:")
+        for purpose in plan.purposes_added:
+            console.print(f"  + {purpose.code} {purpose.title}", markup=False)
+        for purpose, changes in plan.purposes_changed:
+            console.print(f"  ~ {purpose.code}", markup=False)
+            _print_changes(changes, "      ")
+        for code in plan.purposes_removed:
+            console.print(f"  - {code}", markup=False)
+    if plan.resources_added or plan.resources_changed or plan.resources_removed:
+        console.print("resources:")
+        for spec in plan.resources_added:
+            console.print(f"  + {spec.code} ({len(spec.elements)} elements)", markup=False)
+        for spec, changes in plan.resources_changed:
+            console.print(f"  ~ {spec.code}", markup=False)
+            _print_changes(changes, "      ")
+        for code in plan.resources_removed:
+            console.print(f"  - {code}  [breaking]", markup=False)
+
+
+def _apply_catalog(
+    settings: Settings, directory: Path, *, dry_run: bool, allow_breaking: bool, url: str | None = None
+) -> CatalogPlan:
+    async def work(session: AsyncSession) -> CatalogPlan:
+        known = [d.code for d in await catalog_repository.all_departments(session)]
+        files = read_catalog(directory, known)
+        plan = await catalog.plan_catalog(session, files.departments, files.purposes, files.resources)
+        _print_plan(plan)
+        if not dry_run and not plan.empty:
+            await catalog.apply_plan(session, plan, actor=_catalog_actor(), allow_breaking=allow_breaking)
+        return plan
+
+    try:
+        return _run_in_transaction(settings, work, url=url)
+    except CatalogInvalid as exc:
+        for problem in exc.problems:
+            err.print(str(problem), markup=False)
+        raise _fail(f"{len(exc.problems)} problem(s) in {directory}; nothing was applied") from None
+
+
+@catalog_app.command("validate")
+def catalog_validate(
+    directory: Annotated[Path, typer.Argument(help="The catalogue directory.")] = DEFAULT_CATALOG,
+) -> None:
+    """Check the catalogue files without touching any database."""
+    try:
+        files = read_catalog(directory)
+    except CatalogInvalid as exc:
+        for problem in exc.problems:
+            err.print(str(problem), markup=False)
+        raise _fail(f"{len(exc.problems)} problem(s) in {directory}") from None
+    elements = sum(len(spec.elements) for spec in files.resources)
+    console.print(
+        f"{directory}: {len(files.departments)} departments, {len(files.purposes)} purposes, "
+        f"{len(files.resources)} resources with {elements} elements: valid"
+    )
+
+
+@catalog_app.command("apply")
+def catalog_apply(
+    directory: Annotated[Path, typer.Argument(help="The catalogue directory.")] = DEFAULT_CATALOG,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes, apply nothing.")] = False,
+    allow_breaking: Annotated[
+        bool, typer.Option("--allow-breaking", help="Allow moving source departments and removing elements.")
+    ] = False,
+) -> None:
+    """Load the catalogue files into the hub (idempotent) and print what changed."""
+    plan = _apply_catalog(get_settings(), directory, dry_run=dry_run, allow_breaking=allow_breaking)
+    if dry_run and not plan.empty:
+        console.print("dry run: nothing applied")
+
+
+@catalog_app.command("export")
+def catalog_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write the catalogue files.")] = DEFAULT_CATALOG,
+) -> None:
+    """Write the hub's catalogue as files that `exchange catalog apply` reads back unchanged."""
+
+    async def work(session: AsyncSession) -> CatalogFiles:
+        departments = [
+            DepartmentSpec(code=d.code, name=d.name)
+            for d in await catalog_repository.all_departments(session)
+        ]
+        purposes = [
+            PurposeSpec.model_validate(p, from_attributes=True)
+            for p in await catalog_repository.all_purposes(session)
+        ]
+        resources = [spec for _, spec in await catalog_repository.load_resources(session)]
+        return CatalogFiles(departments, purposes, resources)
+
+    written = write_catalog(directory, _run_in_transaction(get_settings(), work))
+    console.print(f"wrote {len(written)} files to {directory}")
 
 
 @db_app.command("upgrade")

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from exchange import __version__
 from exchange.auth.keys import KeyRing, ensure_signing_key
 from exchange.auth.router import router as auth_router
+from exchange.catalog.router import router as catalog_router
 from exchange.config import Settings, get_settings
 from exchange.db.embedded import start_embedded
 from exchange.db.engine import create_engine, create_sessionmaker
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(auth_router)
     app.include_router(departments_router)
+    app.include_router(catalog_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:

