@@ -22,6 +22,8 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy.engine import make_url
 
 from exchange.auth.principal import Role
+from exchange.catalog import service as catalog_service
+from exchange.catalog.loader import read_catalog
 from exchange.config import Settings
 from exchange.db import migrate
 from exchange.db.session import transaction
@@ -186,3 +188,22 @@ def token_for(http: httpx.AsyncClient) -> TokenFor:
 @pytest.fixture
 async def admin_headers(make_client: MakeClient, token_for: TokenFor) -> dict[str, str]:
     return await token_for(await make_client(Role.admin))
+
+
+REPO_CATALOG = Path(__file__).resolve().parents[1] / "catalog"
+
+
+async def apply_directory(app: Any, directory: Path, **options: Any) -> catalog_service.CatalogPlan:
+    files = read_catalog(directory)
+    async with transaction(app.state.sessionmaker) as session:
+        plan = await catalog_service.plan_catalog(session, files.departments, files.purposes, files.resources)
+        await catalog_service.apply_plan(
+            session, plan, actor=catalog_service.Actor("test-loader"), **({"allow_breaking": False} | options)
+        )
+    return plan
+
+
+@pytest.fixture
+async def catalog_loaded(app: Any) -> None:
+    """The repository's own catalogue (catalog/), loaded as `exchange catalog apply` loads it."""
+    await apply_directory(app, REPO_CATALOG)

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     log_level: str = "INFO"
     log_json: bool = True
+    open_data_rate_per_minute: int = Field(
+        default=120, ge=1, description="Open-data queries allowed per client address and minute."
+    )
     catalog_dir: Path | None = Field(default=None, description="Catalogue YAML applied by `exchange serve`.")
 
     @property

@@ -105,6 +105,13 @@ class PreconditionFailed(ExchangeError):
     title = "Precondition failed"
 
 
+async def _note_refusal(request: Request, status: int, code: str, detail: str) -> None:
+    """Let the audit log keep refused data requests (the hook is installed by the app)."""
+    hook = getattr(request.app.state, "on_refusal", None)
+    if hook is not None:
+        await hook(request, status, code, detail)
+
+
 def problem_response(
     *,
     status: int,
@@ -165,6 +172,7 @@ def validation_params(errors: Sequence[Any]) -> list[InvalidParam]:
 
 async def _on_exchange_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ExchangeError)
+    await _note_refusal(request, exc.status, exc.code, exc.detail)
     return problem_response(
         status=exc.status,
         code=exc.code,
@@ -179,6 +187,7 @@ async def _on_exchange_error(request: Request, exc: Exception) -> JSONResponse:
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     params = validation_params(exc.errors())
+    await _note_refusal(request, 422, "invalid_input", "; ".join(f"{p.name}: {p.reason}" for p in params))
     if any(err.get("type") == "json_invalid" for err in exc.errors()):
         return problem_response(
             status=400,

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from exchange import __version__
+from exchange.audit.context import record_refusal
 from exchange.auth.keys import KeyRing, ensure_signing_key
 from exchange.auth.router import router as auth_router
 from exchange.catalog.router import router as catalog_router
@@ -22,6 +23,8 @@ from exchange.departments.router import router as departments_router
 from exchange.errors import install_handlers, problem_response
 from exchange.logs import configure_logging
 from exchange.observability import RequestContextMiddleware, metrics_response
+from exchange.records.router import open_router as open_records_router
+from exchange.records.router import router as records_router
 
 DESCRIPTION = """\
 The city's exchange hub for the population (人口), legal-entity (法人) and geospatial (空间地理) base data.
@@ -58,11 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.on_refusal = record_refusal
     install_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(auth_router)
     app.include_router(departments_router)
     app.include_router(catalog_router)
+    app.include_router(records_router)
+    app.include_router(open_records_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:

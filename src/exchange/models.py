@@ -1,19 +1,30 @@
 """Every table of the hub, imported in one place so Alembic and the tests see the whole schema."""
 
+from exchange.access.models import Grant
+from exchange.audit.models import AuditEvent
 from exchange.auth.models import Client, ClientAssertion, SigningKey
 from exchange.catalog.models import CatalogChange, Element, Purpose, Resource
 from exchange.db.base import Base
 from exchange.departments.models import Department
+from exchange.idempotency.models import IdempotencyKey
+from exchange.records.models import Observation, RateWindow, Record, RecordVersion
 
 metadata = Base.metadata
 
 __all__ = [
+    "AuditEvent",
     "CatalogChange",
     "Client",
     "ClientAssertion",
     "Department",
     "Element",
+    "Grant",
+    "IdempotencyKey",
+    "Observation",
     "Purpose",
+    "RateWindow",
+    "Record",
+    "RecordVersion",
     "Resource",
     "SigningKey",
     "metadata",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.catalog.conftest import REPO_CATALOG
+from tests.conftest import REPO_CATALOG
 from tests.processes import hub_env, run_cli
 
 

@@ -10,7 +10,7 @@ import yaml
 
 from exchange.catalog.loader import CatalogInvalid, read_catalog, write_catalog
 from exchange.catalog.schemas import Sharing, SubjectType
-from tests.catalog.conftest import REPO_CATALOG
+from tests.conftest import REPO_CATALOG
 
 
 @pytest.fixture

@@ -24,6 +24,9 @@ def migrations_dir() -> Path:
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option(
+        "file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(hour).2d%%(minute).2d_%%(slug)s"
+    )
     # Passed as an attribute: URLs with %-escapes (socket paths) would trip the ini interpolation.
     config.attributes["url"] = async_url(url).render_as_string(hide_password=False)
     return config

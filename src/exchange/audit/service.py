@@ -1,0 +1,88 @@
+"""Writing the audit log. Every access and change goes through :func:`append` (in the request's
+transaction: if it fails, nothing is returned) or, for refusals, :func:`append_refusal` (its own transaction:
+a refused request writes nothing else, yet its refusal must be kept)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from exchange.audit.models import AuditEvent
+from exchange.db.session import transaction
+from exchange.logs import current_request_id
+
+logger = logging.getLogger("exchange.audit")
+
+
+class Outcome(StrEnum):
+    allowed = "allowed"
+    denied = "denied"
+    error = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    action: str
+    outcome: Outcome = Outcome.allowed
+    reason: str | None = None
+    department: str | None = None
+    client_id: str | None = None
+    officer: str | None = None
+    purpose: str | None = None
+    case_reference: str | None = None
+    grant_id: uuid.UUID | None = None
+    resource: str | None = None
+    subject_ids: Sequence[str] = ()
+    elements: Sequence[str] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def refused(self, outcome: Outcome, reason: str) -> Event:
+        return replace(self, outcome=outcome, reason=reason)
+
+
+def _row(event: Event) -> dict[str, Any]:
+    return {
+        "action": event.action,
+        "outcome": event.outcome.value,
+        "reason": event.reason,
+        "department": event.department,
+        "client_id": event.client_id,
+        "officer": event.officer,
+        "purpose": event.purpose,
+        "case_reference": event.case_reference,
+        "grant_id": event.grant_id,
+        "resource": event.resource,
+        "subject_ids": list(event.subject_ids),
+        "elements": list(event.elements),
+        "request_id": current_request_id(),
+        "details": event.details,
+    }
+
+
+async def append(session: AsyncSession, event: Event) -> None:
+    """Record the event in the caller's transaction; it commits with the work it describes, or not at all."""
+    await session.execute(insert(AuditEvent).values(_row(event)))
+
+
+async def append_many(session: AsyncSession, events: Sequence[Event]) -> None:
+    if events:
+        await session.execute(insert(AuditEvent), [_row(event) for event in events])
+
+
+async def append_refusal(sessionmaker: async_sessionmaker[AsyncSession], event: Event) -> None:
+    """Record a refused or failed attempt in a transaction of its own, since the request's rolls back."""
+    try:
+        async with transaction(sessionmaker) as session:
+            await append(session, event)
+    except Exception:
+        # The request is refused either way; an operator must hear that its refusal went unrecorded.
+        logger.exception(
+            "could not record a refused request in the audit log", extra={"action": event.action}
+        )

@@ -1,0 +1,255 @@
+"""Batch publish: NDJSON streamed line by line, applied in chunks that each commit whole.
+
+Memory stays bounded whatever the body's size: lines are read as they arrive and a chunk holds at most
+``CHUNK`` checked lines. Each chunk commits with its audit event and, under an Idempotency-Key, the
+batch's progress, so after a crash a retry with the same key skips exactly the lines already applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import ClientDisconnect
+
+from exchange.access.dependencies import DeclaredUse
+from exchange.audit import service as audit
+from exchange.auth.principal import Principal
+from exchange.db.session import transaction
+from exchange.errors import BadRequest, Conflict, InvalidParam
+from exchange.idempotency import service as idempotency
+from exchange.records import service
+from exchange.records.schemas import BatchError, BatchResult
+from exchange.records.validation import ResourceRules
+
+CHUNK = 2000
+MAX_LINE_BYTES = 1 << 20
+MAX_ERRORS_REPORTED = 1000
+
+
+class BatchInProgress(Conflict):
+    code = "batch_in_progress"
+    title = "This batch is being applied by another request"
+
+
+class BodyInterrupted(BadRequest):
+    code = "body_interrupted"
+    title = "The request body ended early"
+
+
+@dataclass(slots=True)
+class Tally:
+    lines: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    applied_versions: int = 0
+    observations: int = 0
+    warnings: int = 0
+    resumed_after_line: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors_truncated: bool = False
+
+    def reject(self, line: int, subject_id: str | None, params: list[InvalidParam]) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_ERRORS_REPORTED:
+            self.errors.append(
+                {"line": line, "subject_id": subject_id, "invalid_params": [p.model_dump() for p in params]}
+            )
+        else:
+            self.errors_truncated = True
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "applied_versions": self.applied_versions,
+            "observations": self.observations,
+            "warnings": self.warnings,
+            "errors": self.errors,
+            "errors_truncated": self.errors_truncated,
+        }
+
+    @classmethod
+    def resumed(cls, state: dict[str, Any]) -> Tally:
+        tally = cls(**state)
+        tally.resumed_after_line = tally.lines
+        return tally
+
+    def result(self) -> BatchResult:
+        return BatchResult(
+            accepted=self.accepted,
+            rejected=self.rejected,
+            applied_versions=self.applied_versions,
+            observations=self.observations,
+            lines=self.lines,
+            resumed_after_line=self.resumed_after_line,
+            errors=[BatchError.model_validate(error) for error in self.errors],
+            errors_truncated=self.errors_truncated,
+            warnings=self.warnings,
+        )
+
+
+async def lines_of(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes | None]:
+    """The body's lines without their line ends; None for a line longer than ``MAX_LINE_BYTES``."""
+    pending = bytearray()
+    oversized = False
+    async for chunk in stream:
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            if oversized or len(pending) + end - start > MAX_LINE_BYTES:
+                yield None
+            else:
+                pending += chunk[start:end]
+                yield bytes(pending)
+            pending.clear()
+            oversized = False
+            start = end + 1
+        if not oversized:
+            pending += chunk[start:]
+            if len(pending) > MAX_LINE_BYTES:
+                oversized = True
+                pending.clear()
+    if oversized:
+        yield None
+    elif pending.strip():
+        yield bytes(pending)
+
+
+def _lock_key(client_id: str, key: str) -> int:
+    return int.from_bytes(
+        hashlib.sha256(f"batch:{client_id}:{key}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+@dataclass(slots=True)
+class Batch:
+    sessionmaker: async_sessionmaker[AsyncSession]
+    rules: ResourceRules
+    principal: Principal
+    use: DeclaredUse
+    key: str | None
+    tally: Tally
+    chunk: list[service.Prepared] = field(default_factory=list)
+    subjects: set[str] = field(default_factory=set)
+
+    async def flush(self) -> None:
+        """Apply the pending lines and record how far the batch got, in one transaction."""
+        now = datetime.now(UTC)
+        async with transaction(self.sessionmaker) as session:
+            if self.chunk:
+                results = await service.apply(session, self.rules, self.principal, self.chunk, now)
+                await audit.append(
+                    session,
+                    service.publish_event(
+                        self.rules, self.principal, self.use, self.chunk, batch_lines=self.tally.lines
+                    ),
+                )
+                self.tally.applied_versions += sum(1 for r in results if r.changed)
+                self.tally.observations += sum(len(r.observed) for r in results)
+            if self.key is not None:
+                await idempotency.save_progress(
+                    session, self.principal.client_id, self.key, self.tally.state()
+                )
+        self.chunk.clear()
+        self.subjects.clear()
+
+    async def add(self, number: int, line: bytes | None) -> None:
+        if line is None:
+            self.tally.reject(
+                number, None, [InvalidParam(name="line", reason=f"is longer than {MAX_LINE_BYTES} bytes")]
+            )
+            return
+        try:
+            body = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            self.tally.reject(number, None, [InvalidParam(name="line", reason="is not valid JSON")])
+            return
+        if not isinstance(body, dict):
+            self.tally.reject(number, None, [InvalidParam(name="line", reason="must be a JSON object")])
+            return
+        prepared = service.prepare(self.rules, self.principal.department_code, body, datetime.now(UTC))
+        if isinstance(prepared, list):
+            subject = body.get("subject_id") if isinstance(body.get("subject_id"), str) else None
+            self.tally.reject(number, subject, prepared)
+            return
+        if prepared.subject_id in self.subjects:
+            # One subject twice in a chunk would need two versions in one statement: apply the first now.
+            await self.flush()
+        self.chunk.append(prepared)
+        self.subjects.add(prepared.subject_id)
+        self.tally.accepted += 1
+        self.tally.warnings += len(prepared.warnings)
+
+
+async def run(
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    rules: ResourceRules,
+    principal: Principal,
+    use: DeclaredUse,
+    key: str | None,
+    body: AsyncIterator[bytes],
+) -> BatchResult:
+    operation = f"records:batch {rules.spec.code}"
+    async with engine.connect() as guard:
+        lock = _lock_key(principal.client_id, key) if key is not None else None
+        # A session-level lock held for the whole batch: a concurrent retry of the same batch is refused.
+        if lock is not None and not await guard.scalar(select(func.pg_try_advisory_lock(lock))):
+            raise BatchInProgress(f"The batch with Idempotency-Key {key!r} is still being applied.")
+        try:
+            return await _run(sessionmaker, rules, principal, use, key, operation, body)
+        finally:
+            if lock is not None:
+                await guard.scalar(select(func.pg_advisory_unlock(lock)))
+
+
+async def _run(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    rules: ResourceRules,
+    principal: Principal,
+    use: DeclaredUse,
+    key: str | None,
+    operation: str,
+    body: AsyncIterator[bytes],
+) -> BatchResult:
+    tally = Tally()
+    if key is not None:
+        async with transaction(sessionmaker) as session:
+            stored = await idempotency.claim(session, principal.client_id, key, operation, None)
+            state = await idempotency.progress(session, principal.client_id, key)
+        if stored is not None:
+            return BatchResult.model_validate(stored.response)
+        if state is not None:
+            tally = Tally.resumed(state)
+    batch = Batch(sessionmaker, rules, principal, use, key, tally)
+    number = 0
+    try:
+        async for line in lines_of(body):
+            number += 1
+            if number <= tally.resumed_after_line or (line is not None and not line.strip()):
+                continue
+            await batch.add(number, line)
+            # Counted only once the line is in the chunk or the errors, so saved progress never skips it.
+            tally.lines = number
+            if len(batch.chunk) >= CHUNK:
+                await batch.flush()
+    except (ClientDisconnect, OSError):
+        applied = tally.lines - len(batch.chunk)
+        raise BodyInterrupted(
+            f"The body broke off after line {number}; lines up to {applied} are applied. "
+            "Send the whole batch again with the same Idempotency-Key to finish it."
+        ) from None
+    tally.lines = max(tally.lines, number)
+    await batch.flush()
+    result = tally.result()
+    if key is not None:
+        async with transaction(sessionmaker) as session:
+            await idempotency.remember(session, principal.client_id, key, 200, result.model_dump(mode="json"))
+    return result

@@ -1,0 +1,209 @@
+"""All SQL of the records domain: set-based, one statement per kind of row whatever the number of subjects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(slots=True)
+class Current:
+    version: int
+    fields: dict[str, Any]
+    stamps: dict[str, str]
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def stamp(moment: datetime) -> str:
+    """A valid_from as stored in ``records.stamps``: UTC, fixed width, so strings order like instants."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_ENSURE = text(
+    """
+    INSERT INTO records (resource_code, subject_id, version, fields, stamps)
+    SELECT :resource, id, 0, '{}'::jsonb, '{}'::jsonb FROM unnest(CAST(:ids AS text[])) AS id ORDER BY id
+    ON CONFLICT (resource_code, subject_id) DO NOTHING
+    """
+)
+_LOCK = text(
+    """
+    SELECT subject_id, version, fields, stamps FROM records
+    WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[]))
+    ORDER BY subject_id FOR UPDATE
+    """
+)
+
+
+async def lock_current(
+    session: AsyncSession, resource: str, subject_ids: Sequence[str]
+) -> dict[str, Current]:
+    """Lock the subjects' records (creating empty ones first, in a fixed order, so concurrent publishers of
+    the same subjects queue up instead of racing or deadlocking) and return their current values."""
+    ids = sorted(set(subject_ids))
+    await session.execute(_ENSURE, {"resource": resource, "ids": ids})
+    rows = await session.execute(_LOCK, {"resource": resource, "ids": ids})
+    return {row.subject_id: Current(row.version, row.fields, row.stamps) for row in rows}
+
+
+_SAVE = text(
+    """
+    UPDATE records AS r SET version = u.version, fields = u.fields::jsonb, stamps = u.stamps::jsonb,
+           updated_at = :now
+    FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]),
+                CAST(:fields AS text[]), CAST(:stamps AS text[])) AS u(subject_id, version, fields, stamps)
+    WHERE r.resource_code = :resource AND r.subject_id = u.subject_id
+    """
+)
+_VERSIONS = text(
+    """
+    INSERT INTO record_versions (resource_code, subject_id, version, valid_from, recorded_at, values,
+                                 client_id, department)
+    SELECT :resource, u.subject_id, u.version, u.valid_from, :now, u.values::jsonb, :client, :department
+    FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]), CAST(:valid_from AS timestamptz[]),
+                CAST(:values AS text[])) AS u(subject_id, version, valid_from, values)
+    """
+)
+_OBSERVATIONS = text(
+    """
+    INSERT INTO observations (resource_code, subject_id, element, value, department, client_id, observed_at,
+                              recorded_at)
+    SELECT :resource, u.subject_id, u.element, u.value::jsonb, :department, :client, u.observed_at, :now
+    FROM unnest(CAST(:ids AS text[]), CAST(:elements AS text[]), CAST(:values AS text[]),
+                CAST(:observed_at AS timestamptz[])) AS u(subject_id, element, value, observed_at)
+    """
+)
+
+
+@dataclass(slots=True)
+class NewVersion:
+    subject_id: str
+    version: int
+    valid_from: datetime
+    values: dict[str, Any]
+    fields: dict[str, Any]
+    stamps: dict[str, str]
+
+
+@dataclass(slots=True)
+class NewObservation:
+    subject_id: str
+    element: str
+    value: Any
+    observed_at: datetime
+
+
+async def save_versions(
+    session: AsyncSession,
+    resource: str,
+    versions: Sequence[NewVersion],
+    *,
+    client: str,
+    department: str,
+    now: datetime,
+) -> None:
+    if not versions:
+        return
+    ids = [v.subject_id for v in versions]
+    numbers = [v.version for v in versions]
+    await session.execute(
+        _SAVE,
+        {
+            "resource": resource,
+            "now": now,
+            "ids": ids,
+            "versions": numbers,
+            "fields": [_json(v.fields) for v in versions],
+            "stamps": [_json(v.stamps) for v in versions],
+        },
+    )
+    await session.execute(
+        _VERSIONS,
+        {
+            "resource": resource,
+            "now": now,
+            "client": client,
+            "department": department,
+            "ids": ids,
+            "versions": numbers,
+            "valid_from": [v.valid_from for v in versions],
+            "values": [_json(v.values) for v in versions],
+        },
+    )
+
+
+async def save_observations(
+    session: AsyncSession,
+    resource: str,
+    observations: Sequence[NewObservation],
+    *,
+    client: str,
+    department: str,
+    now: datetime,
+) -> None:
+    if not observations:
+        return
+    await session.execute(
+        _OBSERVATIONS,
+        {
+            "resource": resource,
+            "department": department,
+            "client": client,
+            "now": now,
+            "ids": [o.subject_id for o in observations],
+            "elements": [o.element for o in observations],
+            "values": [_json(o.value) for o in observations],
+            "observed_at": [o.observed_at for o in observations],
+        },
+    )
+
+
+_CURRENT = text(
+    """
+    SELECT subject_id, version, fields, stamps FROM records
+    WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[])) AND version > 0
+    """
+)
+_HISTORY = text(
+    """
+    SELECT subject_id, version, valid_from, values FROM record_versions
+    WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[]))
+      AND valid_from <= :as_of AND recorded_at <= :known_at
+    ORDER BY subject_id, valid_from, recorded_at, version
+    """
+)
+
+
+async def current_records(
+    session: AsyncSession, resource: str, subject_ids: Sequence[str]
+) -> dict[str, Current]:
+    rows = await session.execute(_CURRENT, {"resource": resource, "ids": list(subject_ids)})
+    return {row.subject_id: Current(row.version, row.fields, row.stamps) for row in rows}
+
+
+async def records_as_of(
+    session: AsyncSession, resource: str, subject_ids: Sequence[str], as_of: datetime, known_at: datetime
+) -> dict[str, Current]:
+    """Each subject's values as they were true at ``as_of``, by what the hub knew at ``known_at``:
+    per element, the value with the latest valid_from (ties: the later recorded) wins."""
+    result: dict[str, Current] = {}
+    rows = await session.execute(
+        _HISTORY, {"resource": resource, "ids": list(subject_ids), "as_of": as_of, "known_at": known_at}
+    )
+    for row in rows:
+        record = result.setdefault(row.subject_id, Current(0, {}, {}))
+        record.version = max(record.version, row.version)
+        valid_from = stamp(row.valid_from)
+        for name, value in row.values.items():
+            record.fields[name] = value
+            record.stamps[name] = valid_from
+    return result

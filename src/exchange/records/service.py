@@ -1,0 +1,358 @@
+"""Publishing, reading and verifying records: the one-number-one-source rule, versions, governed reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from exchange.access import repository as access_repository
+from exchange.access.dependencies import DeclaredUse
+from exchange.access.exceptions import UnauthorizedField
+from exchange.access.policy import Access, Decision, ElementRule, decide
+from exchange.audit import service as audit
+from exchange.auth.principal import Principal
+from exchange.catalog import repository as catalog_repository
+from exchange.catalog.exceptions import ResourceNotFound
+from exchange.crosscheck.compare import values_match
+from exchange.errors import InvalidInput, InvalidParam
+from exchange.records import repository
+from exchange.records.repository import Current, NewObservation, NewVersion, stamp
+from exchange.records.schemas import (
+    PublishResult,
+    QueryBody,
+    QueryResult,
+    RecordOut,
+    VerifyBody,
+    VerifyResult,
+)
+from exchange.records.validation import ResourceRules
+
+# Clocks of department systems drift; a valid_from this far ahead of the hub's clock is still "now".
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+async def load_rules(session: AsyncSession, code: str) -> ResourceRules:
+    loaded = await catalog_repository.load_resources(session, [code])
+    if not loaded:
+        raise ResourceNotFound(code)
+    return ResourceRules(loaded[0][1])
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One checked publish: canonical values for the caller's own elements, observations for the others."""
+
+    subject_id: str
+    valid_from: datetime
+    canonical: dict[str, Any]
+    observed: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare(
+    rules: ResourceRules, department: str, body: Mapping[str, Any], now: datetime
+) -> Prepared | list[InvalidParam]:
+    """Check one publish body; the reasons it is refused, or what to apply."""
+    errors: list[InvalidParam] = []
+    subject_id = None
+    try:
+        checked_id = rules.subject_id(body.get("subject_id"))
+        subject_id = checked_id.number
+    except ValueError as exc:
+        errors.append(InvalidParam(name="subject_id", reason=str(exc)))
+    fields = body.get("fields")
+    if not isinstance(fields, Mapping) or not fields:
+        errors.append(InvalidParam(name="fields", reason="must be an object with at least one element"))
+        fields = {}
+    checked = rules.fields(fields)
+    errors += [InvalidParam(name=name, reason=reason) for name, reason in checked.errors]
+    valid_from = now
+    raw_from = body.get("valid_from")
+    if raw_from is not None:
+        try:
+            valid_from = parse_instant(raw_from)
+        except ValueError as exc:
+            errors.append(InvalidParam(name="valid_from", reason=str(exc)))
+        else:
+            if valid_from > now + CLOCK_SKEW:
+                errors.append(InvalidParam(name="valid_from", reason="must not be in the future"))
+    unknown = set(body) - {"subject_id", "fields", "valid_from"}
+    errors += [InvalidParam(name=name, reason="is not a field of a publish body") for name in sorted(unknown)]
+    if errors or subject_id is None:
+        return errors
+    canonical = {}
+    observed = {}
+    for name, value in checked.values.items():
+        if rules.elements[name].source_department == department:
+            canonical[name] = value
+        else:
+            observed[name] = value
+    warnings = [f"subject_id: {w}" for w in checked_id.warnings] + checked.warnings
+    return Prepared(subject_id, valid_from, canonical, observed, warnings)
+
+
+def parse_instant(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an ISO 8601 date and time") from None
+    else:
+        raise ValueError("must be an ISO 8601 date and time")
+    if moment.tzinfo is None:
+        raise ValueError("must carry a UTC offset")
+    return moment.astimezone(UTC)
+
+
+def _changes(item: Prepared, current: Current) -> tuple[dict[str, Any], bool]:
+    """The values that make a new version, and whether the current values move.
+
+    A value whose valid_from is not older than the current one replaces it if it differs. An older one is
+    a report about the past: it goes into the history (as-of reads see it) but leaves the present alone.
+    """
+    changed: dict[str, Any] = {}
+    moved = False
+    moment = stamp(item.valid_from)
+    for name, value in item.canonical.items():
+        held = current.stamps.get(name)
+        if held is None or moment >= held:
+            if current.fields.get(name) != value:
+                changed[name] = value
+                current.fields[name] = value
+                current.stamps[name] = moment
+                moved = True
+        else:
+            changed[name] = value
+    return changed, moved
+
+
+async def apply(
+    session: AsyncSession,
+    rules: ResourceRules,
+    principal: Principal,
+    items: Sequence[Prepared],
+    now: datetime,
+) -> list[PublishResult]:
+    """Apply checked publishes (subjects distinct) in set-based statements; return one result per item."""
+    code = rules.spec.code
+    owned = [item.subject_id for item in items if item.canonical]
+    current = await repository.lock_current(session, code, owned) if owned else {}
+    versions: list[NewVersion] = []
+    observations: list[NewObservation] = []
+    results = []
+    for item in items:
+        version = 0
+        changed: dict[str, Any] = {}
+        if item.canonical:
+            record = current[item.subject_id]
+            changed, _ = _changes(item, record)
+            version = record.version
+            if changed:
+                version = record.version = record.version + 1
+                versions.append(
+                    NewVersion(
+                        item.subject_id, version, item.valid_from, changed, record.fields, record.stamps
+                    )
+                )
+        observations += [
+            NewObservation(item.subject_id, name, value, item.valid_from)
+            for name, value in item.observed.items()
+        ]
+        results.append(
+            PublishResult(
+                subject_id=item.subject_id,
+                version=version,
+                applied=list(item.canonical),
+                changed=list(changed),
+                observed=list(item.observed),
+                warnings=item.warnings,
+            )
+        )
+    await repository.save_versions(
+        session, code, versions, client=principal.client_id, department=principal.department_code, now=now
+    )
+    await repository.save_observations(
+        session, code, observations, client=principal.client_id, department=principal.department_code, now=now
+    )
+    return results
+
+
+def publish_event(
+    rules: ResourceRules, principal: Principal, use: DeclaredUse, items: Sequence[Prepared], **details: Any
+) -> audit.Event:
+    elements = sorted({name for item in items for name in (*item.canonical, *item.observed)})
+    return audit.Event(
+        action="records.publish",
+        department=principal.department_code,
+        client_id=principal.client_id,
+        officer=use.officer,
+        purpose=use.purpose,
+        case_reference=use.case_reference,
+        resource=rules.spec.code,
+        subject_ids=[item.subject_id for item in items],
+        elements=elements,
+        details=details,
+    )
+
+
+async def publish_one(
+    session: AsyncSession,
+    rules: ResourceRules,
+    principal: Principal,
+    use: DeclaredUse,
+    body: Mapping[str, Any],
+) -> PublishResult:
+    now = datetime.now(UTC)
+    prepared = prepare(rules, principal.department_code, body, now)
+    if isinstance(prepared, list):
+        raise InvalidInput("; ".join(f"{p.name}: {p.reason}" for p in prepared), prepared)
+    (result,) = await apply(session, rules, principal, [prepared], now)
+    await audit.append(
+        session,
+        publish_event(rules, principal, use, [prepared], version=result.version, changed=result.changed),
+    )
+    return result
+
+
+def _element_rules(rules: ResourceRules) -> dict[str, ElementRule]:
+    return {name: ElementRule(e.source_department, e.sharing.value) for name, e in rules.elements.items()}
+
+
+def check_elements(rules: ResourceRules, names: Sequence[str], field: str) -> None:
+    unknown = [name for name in names if name not in rules.elements]
+    if unknown:
+        raise InvalidInput(
+            f"{rules.spec.code} has no element {', '.join(unknown)}",
+            [InvalidParam(name=field, reason=f"{rules.spec.code} has no element {name}") for name in unknown],
+        )
+
+
+def canonical_subject_ids(rules: ResourceRules, values: Sequence[str], field: str) -> list[str]:
+    canonical = []
+    errors = []
+    for i, value in enumerate(values):
+        try:
+            canonical.append(rules.subject_id(value).number)
+        except ValueError as exc:
+            errors.append(
+                InvalidParam(name=f"{field}.{i}" if field.endswith("s") else field, reason=str(exc))
+            )
+    if errors:
+        raise InvalidInput("; ".join(f"{p.name}: {p.reason}" for p in errors), errors)
+    return canonical
+
+
+async def authorize(
+    session: AsyncSession,
+    rules: ResourceRules,
+    principal: Principal,
+    use: DeclaredUse,
+    elements: Sequence[str],
+    access: Access,
+) -> Decision:
+    """Ask the policy decision point; a denial is raised as ``unauthorized_field`` (and audited)."""
+    assert use.purpose is not None
+    now = datetime.now(UTC)
+    grants = await access_repository.grants_for(
+        session, principal.department_code, rules.spec.code, use.purpose, now
+    )
+    decision = decide(
+        department=principal.department_code,
+        rules=_element_rules(rules),
+        requested=elements,
+        access=access,
+        purpose=use.purpose,
+        grants=grants,
+        now=now,
+    )
+    if not decision.allowed:
+        raise UnauthorizedField(rules.spec.code, decision.missing, decision.reason)
+    return decision
+
+
+async def query(
+    session: AsyncSession,
+    rules: ResourceRules,
+    principal: Principal,
+    use: DeclaredUse,
+    body: QueryBody,
+    event: audit.Event,
+) -> QueryResult:
+    check_elements(rules, body.fields, "fields")
+    subject_ids = list(dict.fromkeys(canonical_subject_ids(rules, body.subject_ids, "subject_ids")))
+    decision = await authorize(session, rules, principal, use, body.fields, Access.read)
+    if body.as_of is None and body.known_at is None:
+        found = await repository.current_records(session, rules.spec.code, subject_ids)
+    else:
+        now = datetime.now(UTC)
+        found = await repository.records_as_of(
+            session, rules.spec.code, subject_ids, body.as_of or now, body.known_at or now
+        )
+    records = []
+    for subject_id in subject_ids:
+        record = found.get(subject_id)
+        if record is None or record.version == 0:
+            continue
+        stamps = [record.stamps[name] for name in body.fields if name in record.stamps]
+        records.append(
+            RecordOut(
+                subject_id=subject_id,
+                version=record.version,
+                valid_from=datetime.fromisoformat(max(stamps)) if stamps else None,
+                fields={name: record.fields.get(name) for name in body.fields},
+                under_review=[],
+            )
+        )
+    not_found = [s for s in subject_ids if s not in {r.subject_id for r in records}]
+    await audit.append(
+        session,
+        _read_event(event, decision, subject_ids, body.fields, found=len(records), not_found=len(not_found)),
+    )
+    return QueryResult(records=records, not_found=not_found)
+
+
+def _read_event(
+    event: audit.Event,
+    decision: Decision,
+    subject_ids: Sequence[str],
+    elements: Sequence[str],
+    **details: Any,
+) -> audit.Event:
+    return replace(
+        event,
+        subject_ids=list(subject_ids),
+        elements=list(elements),
+        grant_id=decision.grant_ids[0] if decision.grant_ids else None,
+        details=details
+        | ({"grants": [str(g) for g in decision.grant_ids]} if len(decision.grant_ids) > 1 else {}),
+    )
+
+
+async def verify(
+    session: AsyncSession,
+    rules: ResourceRules,
+    principal: Principal,
+    use: DeclaredUse,
+    body: VerifyBody,
+    event: audit.Event,
+) -> VerifyResult:
+    check_elements(rules, list(body.fields), "fields")
+    (subject_id,) = canonical_subject_ids(rules, [body.subject_id], "subject_id")
+    decision = await authorize(session, rules, principal, use, list(body.fields), Access.verify)
+    record = (await repository.current_records(session, rules.spec.code, [subject_id])).get(subject_id)
+    matches = {
+        name: record is not None
+        and name in record.fields
+        and values_match(rules.elements[name].type, record.fields[name], value)
+        for name, value in body.fields.items()
+    }
+    await audit.append(
+        session, _read_event(event, decision, [subject_id], list(body.fields), found=record is not None)
+    )
+    return VerifyResult(subject_id=subject_id, found=record is not None, matches=matches)

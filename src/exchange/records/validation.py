@@ -1,0 +1,218 @@
+"""Checking published values against their element's type (pure functions).
+
+Each element type has one checker that returns the value to store (canonical where the type has a canonical
+form: identifiers, decimals) or raises ``ValueError`` with a reason a publisher can act on. Text is stored
+exactly as sent: no normalisation, so Mongolian script and full-width forms come back unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from geojson_pydantic.geometries import Geometry
+from pydantic import TypeAdapter, ValidationError
+
+from exchange.catalog.schemas import ElementSpec, ElementType, ResourceSpec, SubjectIdType
+from exchange.identifiers import CheckedId, InvalidIdentifier, check_ric, normalize_uscc
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$")
+_DIVISION = re.compile(r"^\d{6}(\d{3}(\d{3})?)?$")
+_PHONE = re.compile(r"^(\+86[- ]?)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?|\d{7,8}|1\d{4})$")
+_ADDRESS_CODE = re.compile(r"^\d{6}[0-9A-Z]{6,34}$")
+_GEOMETRY: TypeAdapter[Any] = TypeAdapter(Geometry)
+
+Checker = Callable[[Any], tuple[Any, tuple[str, ...]]]
+
+
+def _text(value: Any, length: int | None) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    if length is not None and len(value) > length:
+        raise ValueError(f"is longer than {length} characters")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number")
+    return value
+
+
+def _decimal(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("must be a number or a decimal string")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError("is not a decimal number") from None
+    if not number.is_finite():
+        raise ValueError("must be a finite number")
+    return str(number)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _date(value: Any) -> str:
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a real date") from None
+    return value
+
+
+def _datetime(value: Any) -> str:
+    if not isinstance(value, str) or not _DATETIME.match(value):
+        raise ValueError("must be an ISO 8601 date and time with a UTC offset")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a real date and time") from None
+    return value
+
+
+def _pattern(value: Any, pattern: re.Pattern[str], what: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value.strip()):
+        raise ValueError(f"is not {what}")
+    return value.strip()
+
+
+def _geometry(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError("must be a GeoJSON geometry object")
+    try:
+        _GEOMETRY.validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"][1:])
+        raise ValueError(f"is not valid GeoJSON ({where}: {first['msg']})") from None
+    return value
+
+
+def _identifier(check: Callable[[str], CheckedId]) -> Checker:
+    def run(value: Any) -> tuple[Any, tuple[str, ...]]:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        try:
+            checked = check(value)
+        except InvalidIdentifier as exc:
+            raise ValueError(str(exc)) from None
+        return checked.number, checked.warnings
+
+    return run
+
+
+def _uscc(value: str) -> CheckedId:
+    return CheckedId(normalize_uscc(value))
+
+
+def _address_code(value: str) -> CheckedId:
+    return CheckedId(
+        _pattern(value.upper(), _ADDRESS_CODE, "a standard address code (division code + 6-34 characters)")
+    )
+
+
+def _plain(check: Callable[[Any], Any]) -> Checker:
+    def run(value: Any) -> tuple[Any, tuple[str, ...]]:
+        return check(value), ()
+
+    return run
+
+
+def checker_for(element: ElementSpec) -> Checker:
+    kind = element.type
+    if kind in {ElementType.string, ElementType.text}:
+        return _plain(lambda v: _text(v, element.length))
+    if kind is ElementType.code:
+        allowed = frozenset(item.code for item in element.codes or [])
+
+        def code(value: Any) -> str:
+            if not isinstance(value, str) or value not in allowed:
+                raise ValueError("is not in the element's code list")
+            return value
+
+        return _plain(code)
+    simple: dict[ElementType, Callable[[Any], Any]] = {
+        ElementType.integer: _integer,
+        ElementType.decimal: _decimal,
+        ElementType.boolean: _boolean,
+        ElementType.date: _date,
+        ElementType.datetime: _datetime,
+        ElementType.division_code: lambda v: _pattern(v, _DIVISION, "a division code (6, 9 or 12 digits)"),
+        ElementType.phone: lambda v: _pattern(v, _PHONE, "a telephone number"),
+        ElementType.geometry: _geometry,
+    }
+    if kind in simple:
+        return _plain(simple[kind])
+    return _identifier(check_ric if kind is ElementType.id_number else _uscc)
+
+
+SUBJECT_CHECKS: dict[SubjectIdType, Callable[[str], CheckedId]] = {
+    SubjectIdType.id_number: check_ric,
+    SubjectIdType.uscc: _uscc,
+    SubjectIdType.address_code: _address_code,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A publish body after checking: canonical values, or the reasons it was refused."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class ResourceRules:
+    """Everything needed to check bodies for one resource, prepared once and reused for every line."""
+
+    def __init__(self, spec: ResourceSpec) -> None:
+        self.spec = spec
+        self.elements = {element.name: element for element in spec.elements}
+        self.checkers = {element.name: checker_for(element) for element in spec.elements}
+        self.subject_check = SUBJECT_CHECKS[spec.subject_id_type]
+
+    def subject_id(self, value: Any) -> CheckedId:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("must be a non-empty string")
+        try:
+            return self.subject_check(value)
+        except InvalidIdentifier as exc:
+            raise ValueError(str(exc)) from None
+
+    def fields(self, fields: Mapping[str, Any]) -> Checked:
+        checked = Checked()
+        for name, value in fields.items():
+            element = self.elements.get(name)
+            if element is None:
+                checked.errors.append((f"fields.{name}", f"{self.spec.code} has no element {name}"))
+            elif value is None:
+                if element.required:
+                    checked.errors.append((f"fields.{name}", "is required and cannot be cleared"))
+                else:
+                    checked.values[name] = None
+            else:
+                try:
+                    stored, warnings = self.checkers[name](value)
+                except ValueError as exc:
+                    checked.errors.append((f"fields.{name}", str(exc)))
+                else:
+                    checked.values[name] = stored
+                    checked.warnings.extend(f"fields.{name}: {warning}" for warning in warnings)
+        return checked

@@ -1,0 +1,130 @@
+"""Batch publish: NDJSON streamed, good lines applied, bad lines reported, retries and resumption."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from exchange.records import batch
+from exchange.records.models import Record, RecordVersion
+from tests.identifiers import valid_ric
+from tests.records.conftest import PERSON, Headers
+
+pytestmark = pytest.mark.usefixtures("catalog_loaded")
+NDJSON = {"content-type": "application/x-ndjson"}
+
+
+def _lines(bodies: list[Any]) -> bytes:
+    return b"".join((body if isinstance(body, bytes) else orjson.dumps(body)) + b"\n" for body in bodies)
+
+
+async def _count(app: Any, model: Any) -> int:
+    async with app.state.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_good_lines_are_applied_and_bad_lines_reported_by_number(
+    app: Any, http: httpx.AsyncClient, police: Headers
+) -> None:
+    people = [valid_ric(serial=500 + n) for n in range(5)]
+    body = _lines(
+        [
+            {"subject_id": people[0], "fields": {"name": "甲", "sex": "1"}},
+            {"subject_id": people[1], "fields": {"name": "乙", "sex": "9x"}},
+            b"{not json",
+            b"",
+            {"subject_id": "123", "fields": {"name": "丙"}},
+            {"subject_id": people[2], "fields": {"name": "丁", "marital_status": "20"}},
+            [1, 2],
+            {"subject_id": people[0], "fields": {"name": "甲二"}},
+        ]
+    )
+    response = await http.post(f"{PERSON}/records:batch", content=body, headers=police | NDJSON)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["accepted"], result["rejected"], result["applied_versions"], result["observations"]) == (
+        3,
+        4,
+        3,
+        1,
+    )
+    assert result["lines"] == 8
+    assert [(e["line"], e["subject_id"]) for e in result["errors"]] == [
+        (2, people[1]),
+        (3, None),
+        (5, "123"),
+        (7, None),
+    ]
+    assert result["errors"][0]["invalid_params"] == [
+        {"name": "fields.sex", "reason": "is not in the element's code list"}
+    ]
+    assert result["errors"][1]["invalid_params"] == [{"name": "line", "reason": "is not valid JSON"}]
+    async with app.state.sessionmaker() as session:
+        first = await session.get(Record, ("population.person", people[0]))
+    assert first is not None
+    assert (first.version, first.fields["name"]) == (2, "甲二")
+
+
+async def test_a_retry_with_the_same_key_changes_nothing_more(
+    app: Any, http: httpx.AsyncClient, police: Headers
+) -> None:
+    body = _lines(
+        [{"subject_id": valid_ric(serial=600 + n), "fields": {"name": f"人{n}"}} for n in range(50)]
+    )
+    headers = police | NDJSON | {"Idempotency-Key": "batch-600"}
+    first = await http.post(f"{PERSON}/records:batch", content=body, headers=headers)
+    versions = await _count(app, RecordVersion)
+    again = await http.post(f"{PERSON}/records:batch", content=body, headers=headers)
+    assert again.json() == first.json()
+    assert first.json()["applied_versions"] == 50
+    assert await _count(app, RecordVersion) == versions
+
+
+async def test_an_interrupted_batch_resumes_after_the_last_committed_chunk(
+    app: Any, http: httpx.AsyncClient, police: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "CHUNK", 10)
+    bodies = [{"subject_id": valid_ric(serial=700 + n), "fields": {"name": f"续{n}"}} for n in range(35)]
+    body = _lines(bodies)
+    headers = police | NDJSON | {"Idempotency-Key": "batch-700"}
+    cut = body.index(orjson.dumps(bodies[25]))
+
+    async def dropped_connection() -> AsyncIterator[bytes]:
+        yield body[:cut]
+        raise ConnectionResetError("the client went away")
+
+    interrupted = await http.post(f"{PERSON}/records:batch", content=dropped_connection(), headers=headers)
+    assert interrupted.status_code == 400
+    assert interrupted.json()["code"] == "body_interrupted"
+    assert "lines up to 20 are applied" in interrupted.json()["detail"]
+    assert await _count(app, RecordVersion) == 20  # two whole chunks committed, the third never
+
+    resumed = await http.post(f"{PERSON}/records:batch", content=body, headers=headers)
+    result = resumed.json()
+    assert result["resumed_after_line"] == 20
+    assert (result["accepted"], result["applied_versions"], result["lines"]) == (35, 35, 35)
+    assert await _count(app, RecordVersion) == 35
+
+
+async def test_a_line_too_long_is_reported_and_the_rest_applied(
+    http: httpx.AsyncClient, police: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "MAX_LINE_BYTES", 200)
+    long_line = orjson.dumps({"subject_id": valid_ric(serial=801), "fields": {"name": "长" * 300}})
+    body = _lines([long_line, {"subject_id": valid_ric(serial=802), "fields": {"name": "短"}}])
+    result = (await http.post(f"{PERSON}/records:batch", content=body, headers=police | NDJSON)).json()
+    assert (result["accepted"], result["rejected"]) == (1, 1)
+    assert result["errors"][0]["invalid_params"][0]["reason"] == "is longer than 200 bytes"
+
+
+async def test_lines_split_across_network_chunks_are_read_whole() -> None:
+    async def pieces() -> AsyncIterator[bytes]:
+        for piece in (b'{"a":', b'1}\n{"b"', b":2}\n\n", b'{"c":3}'):
+            yield piece
+
+    assert [line async for line in batch.lines_of(pieces())] == [b'{"a":1}', b'{"b":2}', b"", b'{"c":3}']
