@@ -7,7 +7,9 @@ lives here and stdnum supplies the compaction and the check character.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from stdnum import exceptions as stdnum_errors
 from stdnum.cn import ric, uscc
@@ -46,26 +48,46 @@ class CheckedId:
     warnings: tuple[str, ...] = ()
 
 
+_RIC = re.compile(r"^\d{17}[\dX]$")
+
+
+@lru_cache(maxsize=65_536)
+def _birth_date_valid(number: str) -> bool:
+    try:
+        ric.get_birth_date(number)
+    except stdnum_errors.ValidationError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=65_536)
+def _birth_place_known(place: str, year: str) -> bool:
+    # stdnum's table lookup is slow (a scan per call); places and years repeat, so remember the answers.
+    try:
+        ric.get_birth_place(f"{place}{year}0101000")
+    except stdnum_errors.ValidationError:
+        return False
+    return True
+
+
 def check_ric(value: str) -> CheckedId:
     """Check a 公民身份号码 (GB 11643): format, check character and birth date are required to be right.
 
     The birth-place code is looked up too, but python-stdnum's table ties codes to the years they existed
     and misses some; an unknown place code is a warning, never a refusal.
     """
-    number = ric.compact(value)
-    if len(number) != 18:
-        raise InvalidIdentifier("a 公民身份号码 has 18 characters")
-    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
-        raise InvalidIdentifier("a 公民身份号码 is 17 digits and a check digit or X")
+    number = value.strip().upper()
+    if not _RIC.match(number):
+        number = ric.compact(value)
+        if len(number) != 18:
+            raise InvalidIdentifier("a 公民身份号码 has 18 characters")
+        if not _RIC.match(number):
+            raise InvalidIdentifier("a 公民身份号码 is 17 digits and a check digit or X")
     if ric.calc_check_digit(number) != number[17]:
         raise InvalidIdentifier("the check character does not match")
-    try:
-        ric.get_birth_date(number)
-    except stdnum_errors.ValidationError:
-        raise InvalidIdentifier("the birth date in it is not a real date") from None
-    try:
-        ric.get_birth_place(number)
-    except stdnum_errors.ValidationError:
+    if not _birth_date_valid(number[:14] + "0000"):
+        raise InvalidIdentifier("the birth date in it is not a real date")
+    if not _birth_place_known(number[:6], number[6:10]):
         return CheckedId(number, (f"the birth-place code {number[:6]} is not known for the year of birth",))
     return CheckedId(number)
 

@@ -7,6 +7,7 @@ batch's progress, so after a crash a retry with the same key skips exactly the l
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -138,27 +139,46 @@ class Batch:
     tally: Tally
     chunk: list[service.Prepared] = field(default_factory=list)
     subjects: set[str] = field(default_factory=set)
+    pending: asyncio.Task[None] | None = None
+    # Lines without valid_from became true when the batch arrived: one instant for the whole batch.
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     async def flush(self) -> None:
-        """Apply the pending lines and record how far the batch got, in one transaction."""
+        """Hand the pending lines to the database and go on reading.
+
+        At most one chunk is in flight: checking the next chunk's lines overlaps with the database
+        applying this one, and chunks still commit one after another, in order.
+        """
+        await self.drain()
+        chunk, self.chunk, self.subjects = self.chunk, [], set()
+        self.pending = asyncio.create_task(self._commit(chunk, self.tally.state()))
+
+    async def drain(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            await pending
+
+    async def _commit(self, chunk: list[service.Prepared], state: dict[str, Any]) -> None:
+        """Apply one chunk, with its audit event and the progress as of its last line, in one transaction."""
         now = datetime.now(UTC)
         async with transaction(self.sessionmaker) as session:
-            if self.chunk:
-                results = await service.apply(session, self.rules, self.principal, self.chunk, now)
+            if chunk:
+                results = await service.apply(session, self.rules, self.principal, chunk, now)
                 await audit.append(
                     session,
                     service.publish_event(
-                        self.rules, self.principal, self.use, self.chunk, batch_lines=self.tally.lines
+                        self.rules, self.principal, self.use, chunk, batch_lines=state["lines"]
                     ),
                 )
-                self.tally.applied_versions += sum(1 for r in results if r.changed)
-                self.tally.observations += sum(len(r.observed) for r in results)
+                versions = sum(1 for r in results if r.changed)
+                observations = sum(len(r.item.observed) for r in results)
+                state["applied_versions"] += versions
+                state["observations"] += observations
             if self.key is not None:
-                await idempotency.save_progress(
-                    session, self.principal.client_id, self.key, self.tally.state()
-                )
-        self.chunk.clear()
-        self.subjects.clear()
+                await idempotency.save_progress(session, self.principal.client_id, self.key, state)
+        if chunk:
+            self.tally.applied_versions += versions
+            self.tally.observations += observations
 
     async def add(self, number: int, line: bytes | None) -> None:
         if line is None:
@@ -174,7 +194,7 @@ class Batch:
         if not isinstance(body, dict):
             self.tally.reject(number, None, [InvalidParam(name="line", reason="must be a JSON object")])
             return
-        prepared = service.prepare(self.rules, self.principal.department_code, body, datetime.now(UTC))
+        prepared = service.prepare(self.rules, self.principal.department_code, body, self.received_at)
         if isinstance(prepared, list):
             subject = body.get("subject_id") if isinstance(body.get("subject_id"), str) else None
             self.tally.reject(number, subject, prepared)
@@ -241,6 +261,7 @@ async def _run(
             if len(batch.chunk) >= CHUNK:
                 await batch.flush()
     except (ClientDisconnect, OSError):
+        await batch.drain()
         applied = tally.lines - len(batch.chunk)
         raise BodyInterrupted(
             f"The body broke off after line {number}; lines up to {applied} are applied. "
@@ -248,6 +269,7 @@ async def _run(
         ) from None
     tally.lines = max(tally.lines, number)
     await batch.flush()
+    await batch.drain()
     result = tally.result()
     if key is not None:
         async with transaction(sessionmaker) as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+@lru_cache(maxsize=4096)
 def stamp(moment: datetime) -> str:
     """A valid_from as stored in ``records.stamps``: UTC, fixed width, so strings order like instants."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -132,13 +132,32 @@ def _changes(item: Prepared, current: Current) -> tuple[dict[str, Any], bool]:
     return changed, moved
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one checked publish did (a plain object: batches make millions of them)."""
+
+    item: Prepared
+    version: int
+    changed: list[str]
+
+    def result(self) -> PublishResult:
+        return PublishResult(
+            subject_id=self.item.subject_id,
+            version=self.version,
+            applied=list(self.item.canonical),
+            changed=self.changed,
+            observed=list(self.item.observed),
+            warnings=self.item.warnings,
+        )
+
+
 async def apply(
     session: AsyncSession,
     rules: ResourceRules,
     principal: Principal,
     items: Sequence[Prepared],
     now: datetime,
-) -> list[PublishResult]:
+) -> list[Applied]:
     """Apply checked publishes (subjects distinct) in set-based statements; return one result per item."""
     code = rules.spec.code
     owned = [item.subject_id for item in items if item.canonical]
@@ -164,16 +183,7 @@ async def apply(
             NewObservation(item.subject_id, name, value, item.valid_from)
             for name, value in item.observed.items()
         ]
-        results.append(
-            PublishResult(
-                subject_id=item.subject_id,
-                version=version,
-                applied=list(item.canonical),
-                changed=list(changed),
-                observed=list(item.observed),
-                warnings=item.warnings,
-            )
-        )
+        results.append(Applied(item, version, list(changed)))
     await repository.save_versions(
         session, code, versions, client=principal.client_id, department=principal.department_code, now=now
     )
@@ -212,7 +222,8 @@ async def publish_one(
     prepared = prepare(rules, principal.department_code, body, now)
     if isinstance(prepared, list):
         raise InvalidInput("; ".join(f"{p.name}: {p.reason}" for p in prepared), prepared)
-    (result,) = await apply(session, rules, principal, [prepared], now)
+    (applied,) = await apply(session, rules, principal, [prepared], now)
+    result = applied.result()
     await audit.append(
         session,
         publish_event(rules, principal, use, [prepared], version=result.version, changed=result.changed),
