@@ -197,3 +197,30 @@ async def test_idempotent_retries_have_the_effect_of_one(
     )
     assert other.status_code == 409
     assert other.json()["code"] == "idempotency_key_reused"
+
+
+async def test_every_publish_is_audited_and_a_refused_one_too(
+    app: object, http: httpx.AsyncClient, police: Headers
+) -> None:
+    from exchange.audit.models import AuditEvent
+
+    person = valid_ric(serial=17)
+    await publish(
+        http,
+        police | {"Exchange-Purpose": "household-registration"},
+        {"subject_id": person, "fields": {"sex": "1"}},
+    )
+    await publish(http, police, {"subject_id": person, "fields": {"sex": "8"}})
+    async with app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+        events = list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "records.publish").order_by(AuditEvent.id)
+            )
+        )
+    assert [(e.outcome, e.subject_ids, e.elements) for e in events] == [
+        ("allowed", [person], ["sex"]),
+        ("error", [person], ["sex"]),
+    ]
+    assert events[0].purpose == "household-registration"
+    assert events[0].details == {"version": 1, "changed": ["sex"]}
+    assert "fields.sex" in (events[1].reason or "")

@@ -96,6 +96,10 @@ async def load_resources(
     return [(r, spec_from_rows(r, elements[r.code])) for r in resources]
 
 
+async def resource_version(session: AsyncSession, code: str) -> int | None:
+    return await session.scalar(select(Resource.version).where(Resource.code == code))
+
+
 async def lock_resource(session: AsyncSession, code: str) -> Resource | None:
     """The resource row, locked until the transaction ends, so concurrent edits queue up behind it."""
     return await session.scalar(select(Resource).where(Resource.code == code).with_for_update())

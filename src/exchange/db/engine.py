@@ -25,7 +25,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         async_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        pool_recycle=1800,
         # orjson: several times faster than json for the jsonb values of records and events.
         json_serializer=lambda value: orjson.dumps(value).decode(),
         json_deserializer=orjson.loads,

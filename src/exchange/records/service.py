@@ -35,11 +35,29 @@ from exchange.records.validation import ResourceRules
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+_rules_cache: dict[tuple[str, int], ResourceRules] = {}
+
+
 async def load_rules(session: AsyncSession, code: str) -> ResourceRules:
-    loaded = await catalog_repository.load_resources(session, [code])
-    if not loaded:
+    """The resource's checking rules, built once per catalogue version.
+
+    Every call asks the database for the current version (one indexed lookup), so an edit made through any
+    process applies to the next request everywhere; only the work of building the rules is remembered.
+    """
+    version = await catalog_repository.resource_version(session, code)
+    if version is None:
         raise ResourceNotFound(code)
-    return ResourceRules(loaded[0][1])
+    rules = _rules_cache.get((code, version))
+    if rules is None:
+        loaded = await catalog_repository.load_resources(session, [code])
+        if not loaded:
+            raise ResourceNotFound(code)
+        resource, spec = loaded[0]
+        rules = ResourceRules(spec)
+        if len(_rules_cache) > 256:
+            _rules_cache.clear()
+        _rules_cache[(code, resource.version)] = rules
+    return rules
 
 
 @dataclass(slots=True)
