@@ -33,6 +33,9 @@ from tests.identifiers import valid_uscc
 
 TEST_ISSUER = "http://hub.test"
 
+# Departments of the repository catalogue as publishers and readers, and grants (records, sharing, ...).
+pytest_plugins = ["tests.fixtures_departments"]
+
 # Timing varies on a shared two-core machine; property tests judge behaviour, not speed.
 hypothesis_settings.register_profile("exchange", deadline=None)
 hypothesis_settings.load_profile("exchange")

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     open_data_rate_per_minute: int = Field(
         default=120, ge=1, description="Open-data queries allowed per client address and minute."
     )
+    decision_working_days: int = Field(
+        default=10, ge=1, le=60, description="Working days a source department has to decide on a request."
+    )
+    grant_max_days: int = Field(
+        default=1095, ge=1, description="The longest period a grant may be asked for."
+    )
     catalog_dir: Path | None = Field(default=None, description="Catalogue YAML applied by `exchange serve`.")
 
     @property

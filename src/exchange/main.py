@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from exchange import __version__
+from exchange.access.router import router as sharing_router
 from exchange.audit.context import record_refusal
 from exchange.auth.keys import KeyRing, ensure_signing_key
 from exchange.auth.router import router as auth_router
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(departments_router)
     app.include_router(catalog_router)
     app.include_router(records_router)
+    app.include_router(sharing_router)
     app.include_router(open_records_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")

@@ -1,6 +1,6 @@
 """Every table of the hub, imported in one place so Alembic and the tests see the whole schema."""
 
-from exchange.access.models import Grant
+from exchange.access.models import Grant, GrantElement, RequestedElement, SharingRequest
 from exchange.audit.models import AuditEvent
 from exchange.auth.models import Client, ClientAssertion, SigningKey
 from exchange.catalog.models import CatalogChange, Element, Purpose, Resource
@@ -19,13 +19,16 @@ __all__ = [
     "Department",
     "Element",
     "Grant",
+    "GrantElement",
     "IdempotencyKey",
     "Observation",
     "Purpose",
     "RateWindow",
     "Record",
     "RecordVersion",
+    "RequestedElement",
     "Resource",
+    "SharingRequest",
     "SigningKey",
     "metadata",
 ]

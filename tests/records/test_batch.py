@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from exchange.records import batch
 from exchange.records.models import Record, RecordVersion
+from tests.fixtures_departments import PERSON, Headers
 from tests.identifiers import valid_ric
-from tests.records.conftest import PERSON, Headers
 
 pytestmark = pytest.mark.usefixtures("catalog_loaded")
 NDJSON = {"content-type": "application/x-ndjson"}

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from tests.fixtures_departments import Headers, publish, query, read_headers
 from tests.identifiers import valid_ric
-from tests.records.conftest import Headers, publish, query, read_headers
 
 pytestmark = pytest.mark.usefixtures("catalog_loaded")
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from exchange.audit.models import AuditEvent
+from tests.fixtures_departments import MARKET, publish
 from tests.identifiers import valid_uscc
-from tests.records.conftest import MARKET, publish
 
 pytestmark = pytest.mark.usefixtures("catalog_loaded")
 OPEN = "/open/v1/resources/legal_entity.entity/records:query"

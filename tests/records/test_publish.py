@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from exchange.records.models import Observation, Record, RecordVersion
+from tests.fixtures_departments import PERSON, Headers, publish
 from tests.identifiers import valid_ric, valid_uscc
-from tests.records.conftest import PERSON, Headers, publish
 
 pytestmark = pytest.mark.usefixtures("catalog_loaded")
 

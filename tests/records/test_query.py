@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -10,8 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from exchange.audit.models import AuditEvent
-from tests.identifiers import valid_ric
-from tests.records.conftest import (
+from tests.fixtures_departments import (
     CIVIL_AFFAIRS,
     PERSON,
     Headers,
@@ -20,6 +20,7 @@ from tests.records.conftest import (
     query,
     read_headers,
 )
+from tests.identifiers import valid_ric
 
 pytestmark = pytest.mark.usefixtures("catalog_loaded")
 
@@ -100,17 +101,23 @@ async def test_a_grant_serves_only_its_own_purpose(
 async def test_expired_future_and_revoked_grants_authorise_nothing(
     http: httpx.AsyncClient, civil: Headers, person: str, make_grant: MakeGrant
 ) -> None:
-    from datetime import UTC, datetime, timedelta
-
     now = datetime.now(UTC)
+
+    async def status() -> int:
+        return (await query(http, read_headers(civil), [person], ["name"])).status_code
+
     await make_grant(
         CIVIL_AFFAIRS, ["name"], valid_from=now - timedelta(days=9), valid_until=now - timedelta(days=1)
     )
+    assert await status() == 403
     await make_grant(
         CIVIL_AFFAIRS, ["name"], valid_from=now + timedelta(days=1), valid_until=now + timedelta(days=9)
     )
+    assert await status() == 403
+    await make_grant(CIVIL_AFFAIRS, ["name"])
+    assert await status() == 200
     await make_grant(CIVIL_AFFAIRS, ["name"], revoked=True)
-    assert (await query(http, read_headers(civil), [person], ["name"])).status_code == 403
+    assert await status() == 403
 
 
 async def test_a_source_reads_its_own_elements_without_a_grant_but_not_others(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.fixtures_departments import CIVIL_AFFAIRS, PERSON, Headers, MakeGrant, publish, read_headers
 from tests.identifiers import valid_ric
-from tests.records.conftest import CIVIL_AFFAIRS, PERSON, Headers, MakeGrant, publish, read_headers
 
 pytestmark = pytest.mark.usefixtures("catalog_loaded")
 

@@ -9,10 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import select, update
 
 from exchange.access.models import Grant
+from exchange.access.repository import grant_elements, grant_in_force
 from exchange.auth.principal import Role
+from exchange.catalog.models import Element
 from exchange.db.session import transaction
 from tests.conftest import MakeClient, TokenFor
 
@@ -58,7 +60,7 @@ async def health(as_department: Callable[[str], Awaitable[Headers]]) -> Headers:
 
 @pytest.fixture
 def make_grant(app: Any) -> MakeGrant:
-    """A grant written straight into the database, as the sharing workflow will write it."""
+    """A grant written with the access repository, skipping the request-and-decision workflow."""
 
     async def make(
         consumer: str,
@@ -72,21 +74,22 @@ def make_grant(app: Any) -> MakeGrant:
         revoked: bool = False,
     ) -> uuid.UUID:
         now = datetime.now(UTC)
-        grant_id = uuid.uuid4()
         async with transaction(app.state.sessionmaker) as session:
-            await session.execute(
-                insert(Grant).values(
-                    id=grant_id,
-                    consumer_department=consumer,
-                    resource_code=resource,
-                    purpose_code=purpose,
-                    access=access,
-                    elements=elements,
-                    valid_from=valid_from or now - timedelta(days=1),
-                    valid_until=valid_until or now + timedelta(days=30),
-                    revoked_at=now if revoked else None,
-                )
+            rows = await session.execute(
+                select(Element.name, Element.source_department).where(Element.resource_code == resource)
             )
+            sources = {row.name: row.source_department for row in rows}
+            grant_id = await grant_in_force(session, consumer, resource, purpose, access)
+            await grant_elements(
+                session,
+                grant_id,
+                [(element, sources[element]) for element in elements],
+                valid_from=valid_from or now - timedelta(days=1),
+                valid_until=valid_until or now + timedelta(days=30),
+                request_id=uuid.uuid4(),
+            )
+            if revoked:
+                await session.execute(update(Grant).where(Grant.id == grant_id).values(revoked_at=now))
         return grant_id
 
     return make
