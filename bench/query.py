@@ -20,13 +20,11 @@ PURPOSE = "social-assistance-eligibility"
 
 
 def _grant(hub: Hub) -> None:
-    """A grant made as the sharing workflow makes it, written with the hub's own code."""
+    """A grant written with the hub's own access repository, as the sharing workflow writes it."""
     import uuid
     from datetime import UTC, datetime, timedelta
 
-    from sqlalchemy import insert
-
-    from exchange.access.models import Grant
+    from exchange.access.repository import grant_elements, grant_in_force
     from exchange.config import Settings
     from exchange.db.engine import create_engine, create_sessionmaker
     from exchange.db.session import transaction
@@ -34,16 +32,15 @@ def _grant(hub: Hub) -> None:
     async def write() -> None:
         engine = create_engine(Settings(), hub.env["EXCHANGE_DATABASE_URL"])
         async with transaction(create_sessionmaker(engine)) as session:
-            await session.execute(
-                insert(Grant).values(
-                    id=uuid.uuid4(),
-                    consumer_department=CIVIL_AFFAIRS,
-                    resource_code="population.person",
-                    purpose_code=PURPOSE,
-                    access="read",
-                    elements=["name", "sex", "birth_date"],
-                    valid_until=datetime.now(UTC) + timedelta(days=1),
-                )
+            grant = await grant_in_force(session, CIVIL_AFFAIRS, "population.person", PURPOSE, "read")
+            now = datetime.now(UTC)
+            await grant_elements(
+                session,
+                grant,
+                [(name, POLICE) for name in ("name", "sex", "birth_date")],
+                valid_from=now,
+                valid_until=now + timedelta(days=1),
+                request_id=uuid.uuid4(),
             )
         await engine.dispose()
 

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from exchange.db.migrate import include_object
 from exchange.models import metadata
 
 config = context.config
@@ -15,7 +16,9 @@ url: str = config.attributes["url"]
 
 
 def run_with(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    context.configure(
+        connection=connection, target_metadata=metadata, compare_type=True, include_object=include_object
+    )
     with context.begin_transaction():
         context.run_migrations()
 

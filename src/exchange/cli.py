@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from exchange.audit.verify import verify_log
 from exchange.auth.keys import published_keys, rotate_signing_key
 from exchange.auth.principal import Role
 from exchange.catalog import repository as catalog_repository
@@ -45,11 +46,13 @@ departments_app = typer.Typer(help="Departments (government bodies) connected to
 clients_app = typer.Typer(help="OAuth2 client credentials of department systems.")
 keys_app = typer.Typer(help="The hub's token-signing keys.")
 catalog_app = typer.Typer(help="The resource catalogue, kept as YAML in catalog/.")
+audit_app = typer.Typer(help="The tamper-evident audit log.")
 app.add_typer(db_app, name="db")
 app.add_typer(departments_app, name="departments")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(audit_app, name="audit")
 
 DEFAULT_CATALOG = Path("catalog")
 console = Console(soft_wrap=True)
@@ -297,6 +300,43 @@ def catalog_export(
 
     written = write_catalog(directory, _run_in_transaction(get_settings(), work))
     console.print(f"wrote {len(written)} files to {directory}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    from_seq: Annotated[int | None, typer.Option("--from", help="Start at this sequence number.")] = None,
+) -> None:
+    """Recompute the hash chain, check the signed checkpoints and look for events that bypassed the hub."""
+    result = _run_in_transaction(get_settings(), lambda s: verify_log(s, from_seq))
+    for problem in result.problems:
+        err.print(problem, markup=False)
+    summary = f"checked {result.checked} events and {result.checkpoints} checkpoints"
+    if not result.ok:
+        raise _fail(
+            f"the audit log does not verify (first bad sequence number: {result.first_bad}); {summary}"
+        )
+    console.print(f"ok: {summary}")
+
+
+@audit_app.command("checkpoints")
+def audit_checkpoints(
+    after: Annotated[int, typer.Option(help="Only checkpoints after this seq.")] = 0,
+) -> None:
+    """Print the signed checkpoints as NDJSON, for an outside witness to keep."""
+    from exchange.audit.repository import checkpoints
+
+    rows = _run_in_transaction(get_settings(), lambda s: checkpoints(s, after, 1_000_000))
+    for row in rows:
+        print(
+            json.dumps(
+                {
+                    "seq": row.seq,
+                    "hash": row.hash.hex(),
+                    "at": row.created_at.isoformat(),
+                    "signature": row.signature,
+                }
+            )
+        )
 
 
 @db_app.command("upgrade")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -13,6 +15,8 @@ from sqlalchemy import text
 from exchange import __version__
 from exchange.access.router import router as sharing_router
 from exchange.audit.context import record_refusal
+from exchange.audit.integrator import Integrator
+from exchange.audit.router import router as audit_router
 from exchange.auth.keys import KeyRing, ensure_signing_key
 from exchange.auth.router import router as auth_router
 from exchange.catalog.router import router as catalog_router
@@ -49,7 +53,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.keys = KeyRing(timedelta(seconds=settings.token_ttl_seconds))
         async with transaction(app.state.sessionmaker) as session:
             await ensure_signing_key(session)
-        yield
+        # Every process offers to be the audit integrator; the one holding the database lock seals the log.
+        app.state.integrator = Integrator(engine, app.state.sessionmaker, app.state.keys)
+        integrator = asyncio.create_task(app.state.integrator.run())
+        try:
+            yield
+        finally:
+            integrator.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await integrator
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog_router)
     app.include_router(records_router)
     app.include_router(sharing_router)
+    app.include_router(audit_router)
     app.include_router(open_records_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")

@@ -15,7 +15,8 @@ from exchange.models import metadata
 async def _inspect(url: str) -> tuple[set[str], list[object], str | None]:
     def read(connection: Connection) -> tuple[set[str], list[object], str | None]:
         tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
-        diff = compare_metadata(MigrationContext.configure(connection), metadata)
+        context = MigrationContext.configure(connection, opts={"include_object": migrate.include_object})
+        diff = compare_metadata(context, metadata)
         return tables, diff, migrate.current_revision(connection)
 
     engine = create_async_engine(async_url(url))

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from exchange.audit.models import AuditEvent
+from exchange.audit.models import AuditEvent, AuditPending
 from exchange.db.session import transaction
 from exchange.logs import current_request_id
 
@@ -66,14 +66,22 @@ def _row(event: Event) -> dict[str, Any]:
     }
 
 
+def _append_statement(rows: list[dict[str, Any]]) -> Any:
+    # One round trip: the event, and its place in the integrator's queue, in the same statement.
+    events = insert(AuditEvent).values(rows).returning(AuditEvent.id, AuditEvent.occurred_at).cte("events")
+    return insert(AuditPending).from_select(
+        ["event_id", "occurred_at"], select(events.c.id, events.c.occurred_at)
+    )
+
+
 async def append(session: AsyncSession, event: Event) -> None:
     """Record the event in the caller's transaction; it commits with the work it describes, or not at all."""
-    await session.execute(insert(AuditEvent).values(_row(event)))
+    await session.execute(_append_statement([_row(event)]))
 
 
 async def append_many(session: AsyncSession, events: Sequence[Event]) -> None:
     if events:
-        await session.execute(insert(AuditEvent), [_row(event) for event in events])
+        await session.execute(_append_statement([_row(event) for event in events]))
 
 
 async def append_refusal(sessionmaker: async_sessionmaker[AsyncSession], event: Event) -> None:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,9 +44,14 @@ async def ensure_signing_key(session: AsyncSession) -> None:
 
 
 async def rotate_signing_key(session: AsyncSession, token_ttl: timedelta) -> str:
-    """Retire the active key, start signing with a new one, and forget keys no live token can carry."""
+    """Retire the active key, start signing with a new one, and drop private keys no live token can carry."""
     await session.execute(select(func.pg_advisory_xact_lock(_ROTATION_LOCK)))
-    await session.execute(delete(SigningKey).where(SigningKey.retired_at < func.now() - (token_ttl + _GRACE)))
+    # Public halves stay forever (they verify old audit checkpoints); private halves go once unneeded.
+    await session.execute(
+        update(SigningKey)
+        .where(SigningKey.retired_at < func.now() - (token_ttl + _GRACE))
+        .values(private_jwk={})
+    )
     await session.execute(
         update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=func.now())
     )

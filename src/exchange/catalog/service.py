@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from exchange.audit import service as audit
 from exchange.catalog import repository
 from exchange.catalog.diff import Change, diff_resource, diff_values, is_breaking
 from exchange.catalog.exceptions import (
@@ -100,6 +101,28 @@ async def _check_references(session: AsyncSession, spec: ResourceSpec) -> None:
     raise InvalidInput("The resource names departments the hub does not know.", params)
 
 
+def _edit_event(edit: Edit, code: str, version: int, changes: Sequence[Change]) -> audit.Event:
+    elements = sorted(
+        {
+            c.path.split(".")[1]
+            for c in changes
+            if c.path.startswith("elements.") and c.path != "elements.order"
+        }
+    )
+    return audit.Event(
+        action="catalog.edit",
+        department=edit.actor.department,
+        client_id=edit.actor.name[:64],
+        resource=code,
+        elements=elements,
+        details={
+            "version": version,
+            "changes": len(changes),
+            "breaking": any(is_breaking(c) for c in changes),
+        },
+    )
+
+
 async def _current_spec(session: AsyncSession, code: str) -> ResourceSpec:
     loaded = await repository.load_resources(session, [code])
     if not loaded:
@@ -157,6 +180,7 @@ async def save_resource(
         changes=[change.as_dict() for change in changes],
         snapshot=document(spec),
     )
+    await audit.append(session, _edit_event(edit, spec.code, version, changes))
     return Saved(repository.resource_out(spec, resource), changes)
 
 
@@ -180,6 +204,7 @@ async def remove_resource(session: AsyncSession, code: str, edit: Edit) -> list[
         changes=[change.as_dict() for change in changes],
         snapshot=None,
     )
+    await audit.append(session, _edit_event(edit, code, row.version + 1, changes))
     return changes
 
 

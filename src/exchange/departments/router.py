@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from fastapi import APIRouter, Depends, Response, status
 
+from exchange.audit import service as audit
 from exchange.auth.dependencies import require_roles
 from exchange.auth.models import Client
-from exchange.auth.principal import Role
+from exchange.auth.principal import Principal, Role
 from exchange.db.session import DbSession
 from exchange.departments import repository, service
 from exchange.departments.schemas import (
@@ -27,6 +30,13 @@ router = APIRouter(
     responses=problem_responses(401, 403, 422),
 )
 admin_only = [Depends(require_roles(Role.admin))]
+Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
+
+
+def _admin_event(admin: Principal, action: str, details: dict[str, Any]) -> audit.Event:
+    return audit.Event(
+        action=action, department=admin.department_code, client_id=admin.client_id, details=details
+    )
 
 
 def _client_out(client: Client) -> ClientOut:
@@ -49,8 +59,12 @@ def _client_out(client: Client) -> ClientOut:
     responses=problem_responses(409),
     summary="Register a department",
 )
-async def create_department(body: DepartmentCreate, session: DbSession) -> DepartmentOut:
-    return DepartmentOut.model_validate(await service.create_department(session, body.code, body.name))
+async def create_department(body: DepartmentCreate, session: DbSession, admin: Admin) -> DepartmentOut:
+    department = await service.create_department(session, body.code, body.name)
+    await audit.append(
+        session, _admin_event(admin, "admin.department.create", {"department": department.code})
+    )
+    return DepartmentOut.model_validate(department)
 
 
 @router.get(
@@ -115,5 +129,8 @@ async def list_clients(code: str, session: DbSession) -> ClientList:
     responses=problem_responses(404),
     summary="Disable a client: its tokens stop working at once",
 )
-async def disable_client(code: str, client_id: str, session: DbSession) -> None:
+async def disable_client(code: str, client_id: str, session: DbSession, admin: Admin) -> None:
     await service.disable_client(session, code, client_id)
+    await audit.append(
+        session, _admin_event(admin, "admin.client.disable", {"department": code, "client": client_id})
+    )

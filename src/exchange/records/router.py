@@ -122,7 +122,13 @@ async def publish_batch(
 async def query(
     code: str, body: QueryBody, request: Request, session: DbSession, principal: Consumer, use: ReadUse
 ) -> QueryResult:
-    event = context.update(request, subject_ids=body.subject_ids, elements=body.fields)
+    event = context.update(
+        request,
+        subject_ids=body.subject_ids,
+        elements=body.fields,
+        department=principal.department_code,
+        client_id=principal.client_id,
+    )
     rules = await service.load_rules(session, code)
     return await service.query(session, rules, principal, use, body, event)
 
@@ -136,7 +142,13 @@ async def query(
 async def verify(
     code: str, body: VerifyBody, request: Request, session: DbSession, principal: Consumer, use: ReadUse
 ) -> VerifyResult:
-    event = context.update(request, subject_ids=[body.subject_id], elements=sorted(body.fields))
+    event = context.update(
+        request,
+        subject_ids=[body.subject_id],
+        elements=sorted(body.fields),
+        department=principal.department_code,
+        client_id=principal.client_id,
+    )
     rules = await service.load_rules(session, code)
     return await service.verify(session, rules, principal, use, body, event)
 
