@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from exchange.audit.archive import archive_before, verify_archives
 from exchange.audit.verify import verify_log
 from exchange.auth.keys import published_keys, rotate_signing_key
 from exchange.auth.principal import Role
@@ -305,9 +306,15 @@ def catalog_export(
 @audit_app.command("verify")
 def audit_verify(
     from_seq: Annotated[int | None, typer.Option("--from", help="Start at this sequence number.")] = None,
+    archives: Annotated[
+        Path | None, typer.Option(help="Also verify the archive files in this directory.")
+    ] = None,
 ) -> None:
     """Recompute the hash chain, check the signed checkpoints and look for events that bypassed the hub."""
     result = _run_in_transaction(get_settings(), lambda s: verify_log(s, from_seq))
+    if archives is not None:
+        for problem in _run_in_transaction(get_settings(), lambda s: verify_archives(s, archives)):
+            result.bad(0, problem)
     for problem in result.problems:
         err.print(problem, markup=False)
     summary = f"checked {result.checked} events and {result.checkpoints} checkpoints"
@@ -316,6 +323,22 @@ def audit_verify(
             f"the audit log does not verify (first bad sequence number: {result.first_bad}); {summary}"
         )
     console.print(f"ok: {summary}")
+
+
+@audit_app.command("archive")
+def audit_archive(
+    before: Annotated[datetime, typer.Option(help="Archive the events before this time (e.g. 2026-10-01).")],
+    to: Annotated[Path, typer.Option(help="The directory for the archive files.")] = Path("audit-archives"),
+) -> None:
+    """Move chained events before a time to a compressed file that keeps the chain verifiable."""
+    moment = before if before.tzinfo else before.replace(tzinfo=UTC)
+    entry = _run_in_transaction(get_settings(), lambda s: archive_before(s, moment, to))
+    if entry is None:
+        console.print("nothing to archive")
+    else:
+        console.print(
+            f"archived seq {entry.first_seq}..{entry.last_seq} to {to / entry.file} (sha256 {entry.sha256})"
+        )
 
 
 @audit_app.command("checkpoints")

@@ -1,7 +1,7 @@
 """Every table of the hub, imported in one place so Alembic and the tests see the whole schema."""
 
 from exchange.access.models import Grant, GrantElement, RequestedElement, SharingRequest
-from exchange.audit.models import AuditCheckpoint, AuditEvent, AuditLink, AuditPending
+from exchange.audit.models import AuditArchive, AuditCheckpoint, AuditEvent, AuditLink, AuditPending
 from exchange.auth.models import Client, ClientAssertion, SigningKey
 from exchange.catalog.models import CatalogChange, Element, Purpose, Resource
 from exchange.db.base import Base
@@ -12,6 +12,7 @@ from exchange.records.models import Observation, RateWindow, Record, RecordVersi
 metadata = Base.metadata
 
 __all__ = [
+    "AuditArchive",
     "AuditCheckpoint",
     "AuditEvent",
     "AuditLink",

@@ -263,3 +263,50 @@ async def test_no_audit_event_no_data(
     async with app.state.sessionmaker() as session:
         reads = await session.scalar(select(func.count()).where(AuditEvent.action == "records.query"))
     assert reads == 0
+
+
+async def test_archived_months_leave_the_log_and_everything_still_verifies(
+    app: Any, http: httpx.AsyncClient, police: Headers, activity: str, tmp_path: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from exchange.audit.archive import archive_before, verify_archives
+    from exchange.db.session import transaction
+
+    await sealed(app)
+    cut = datetime.now(UTC)
+    await publish(http, police, {"subject_id": valid_ric(serial=1103), "fields": {"sex": "1"}})
+    await sealed(app)
+    async with transaction(app.state.sessionmaker) as session:
+        entry = await archive_before(session, cut, tmp_path)
+    assert entry is not None
+    assert entry.first_seq == 1
+    assert (tmp_path / entry.file).exists()
+    result = await _verify(app)
+    assert result.ok, result.problems
+    assert result.checked >= 1  # the live remainder, anchored on the archive's last link
+    async with app.state.sessionmaker() as session:
+        assert await verify_archives(session, tmp_path) == []
+        left = await session.scalar(select(func.min(AuditEvent.id)))
+    assert left is not None
+    (tmp_path / entry.file).write_bytes(b"tampered")
+    async with app.state.sessionmaker() as session:
+        assert "does not match its recorded digest" in (await verify_archives(session, tmp_path))[0]
+
+
+async def test_the_verify_command_reports_the_first_bad_sequence_number(app: Any, settings: Any) -> None:
+    from tests.processes import hub_env, run_cli
+
+    await sealed(app)
+    env = hub_env(database_url=settings.database_url, data_dir=str(settings.data_dir))
+    assert "ok: checked 3 events" in (await asyncio.to_thread(run_cli, "audit", "verify", env=env)).stdout
+    await _sql(
+        app,
+        "ALTER TABLE audit_events DISABLE TRIGGER USER",
+        "UPDATE audit_events SET reason = 'edited' "
+        "WHERE id = (SELECT event_id FROM audit_chain WHERE seq = 2)",
+        "ALTER TABLE audit_events ENABLE TRIGGER USER",
+    )
+    refused = await asyncio.to_thread(run_cli, "audit", "verify", env=env, check=False)
+    assert refused.returncode == 1
+    assert "first bad sequence number: 2" in refused.stderr

@@ -37,7 +37,7 @@ EVENT_FIELDS = (
 )
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if isinstance(value, uuid.UUID):
@@ -47,7 +47,7 @@ def _plain(value: Any) -> Any:
 
 def canonical(event: Mapping[str, Any]) -> bytes:
     """The bytes an event is hashed as: its fields in a fixed order, JSON with sorted keys, UTF-8."""
-    return orjson.dumps([_plain(event[name]) for name in EVENT_FIELDS], option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps([plain(event[name]) for name in EVENT_FIELDS], option=orjson.OPT_SORT_KEYS)
 
 
 def link(previous: bytes, event: Mapping[str, Any]) -> bytes:

@@ -86,3 +86,18 @@ class AuditCheckpoint(Base):
     hash: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     signature: Mapped[str] = mapped_column(Text)
+
+
+class AuditArchive(Base):
+    """A closed stretch of the chain moved to a compressed file; each archive names its predecessor's digest,
+    and its last link is where verification of the live log starts."""
+
+    __tablename__ = "audit_archives"
+
+    first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    file: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    previous_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

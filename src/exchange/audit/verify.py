@@ -12,6 +12,7 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from exchange.audit.archive import anchor
 from exchange.audit.chain import EVENT_FIELDS, GENESIS, link
 from exchange.audit.models import AuditCheckpoint
 from exchange.auth.keys import SIGNING_ALGORITHM
@@ -60,8 +61,9 @@ class Verification:
 
 
 async def _start(session: AsyncSession, from_seq: int | None) -> tuple[int, bytes]:
-    if not from_seq or from_seq <= 1:
-        return 0, GENESIS
+    archived = await anchor(session)
+    if not from_seq or from_seq <= archived.seq + 1:
+        return archived.seq, archived.hash
     stored = await session.scalar(
         text("SELECT hash FROM audit_chain WHERE seq = :seq"), {"seq": from_seq - 1}
     )
@@ -92,7 +94,8 @@ async def verify_log(session: AsyncSession, from_seq: int | None = None) -> Veri
                 )
             previous = row.link
             links[seq] = row.link
-    await _check_checkpoints(session, result, links, seq, from_seq or 1)
+    start = max(from_seq or 1, (await anchor(session)).seq + 1)
+    await _check_checkpoints(session, result, links, seq, start)
     strays = await session.scalars(_STRAYS, {"before": datetime.now(UTC) - STRAY_AFTER})
     result.unchained_events = list(strays)
     if result.unchained_events:
