@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 
 from exchange.access.dependencies import ReadUse, Use
 from exchange.audit import context
+from exchange.audit.service import Event
 from exchange.auth.dependencies import require_roles
 from exchange.auth.principal import Principal, Role
 from exchange.db.session import DbSession
@@ -37,6 +38,17 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Retrying with the same key has the effect of one request."),
 ]
+
+
+def _reading(request: Request, principal: Principal, subject_ids: list[str], elements: list[str]) -> Event:
+    """The audit context of a governed read: who asks, about whom, for which elements."""
+    return context.update(
+        request,
+        subject_ids=subject_ids,
+        elements=elements,
+        department=principal.department_code,
+        client_id=principal.client_id,
+    )
 
 
 @router.post(
@@ -122,13 +134,7 @@ async def publish_batch(
 async def query(
     code: str, body: QueryBody, request: Request, session: DbSession, principal: Consumer, use: ReadUse
 ) -> QueryResult:
-    event = context.update(
-        request,
-        subject_ids=body.subject_ids,
-        elements=body.fields,
-        department=principal.department_code,
-        client_id=principal.client_id,
-    )
+    event = _reading(request, principal, body.subject_ids, body.fields)
     rules = await service.load_rules(session, code)
     return await service.query(session, rules, principal, use, body, event)
 
@@ -142,13 +148,7 @@ async def query(
 async def verify(
     code: str, body: VerifyBody, request: Request, session: DbSession, principal: Consumer, use: ReadUse
 ) -> VerifyResult:
-    event = context.update(
-        request,
-        subject_ids=[body.subject_id],
-        elements=sorted(body.fields),
-        department=principal.department_code,
-        client_id=principal.client_id,
-    )
+    event = _reading(request, principal, [body.subject_id], sorted(body.fields))
     rules = await service.load_rules(session, code)
     return await service.verify(session, rules, principal, use, body, event)
 
