@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from exchange.audit.models import AuditEvent
 from exchange.auth.models import Client
 from exchange.auth.principal import Role
 from exchange.db.session import transaction
@@ -118,6 +119,9 @@ async def test_a_client_secret_is_shown_once_and_stored_only_as_a_hash(
     assert stored.secret_hash is not None
     assert stored.secret_hash.startswith("$argon2id$")
     assert secret not in stored.secret_hash
+    async with transaction(app.state.sessionmaker) as session:
+        actions = list(await session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert actions == ["admin.department.create", "admin.client.create"]
 
 
 async def test_client_creation_refuses_unknown_roles_private_keys_and_unknown_departments(

@@ -79,11 +79,6 @@ async def append(session: AsyncSession, event: Event) -> None:
     await session.execute(_append_statement([_row(event)]))
 
 
-async def append_many(session: AsyncSession, events: Sequence[Event]) -> None:
-    if events:
-        await session.execute(_append_statement([_row(event) for event in events]))
-
-
 async def append_refusal(sessionmaker: async_sessionmaker[AsyncSession], event: Event) -> None:
     """Record a refused or failed attempt in a transaction of its own, since the request's rolls back."""
     try:

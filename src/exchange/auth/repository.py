@@ -66,7 +66,3 @@ async def list_clients(session: AsyncSession, department_code: str) -> list[Clie
         .order_by(Client.created_at, Client.client_id)
     )
     return list(result)
-
-
-async def get_client(session: AsyncSession, client_id: str) -> Client | None:
-    return await session.get(Client, client_id)
