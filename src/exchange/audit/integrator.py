@@ -9,6 +9,7 @@ scales with the database's insert rate, not with a lock on the chain's head.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -147,6 +148,9 @@ class Integrator:
                         await self._work(guard)
                     finally:
                         self.holds_role = False
+                        # The connection goes back to the pool: it must not keep the role with it.
+                        with contextlib.suppress(Exception):
+                            await guard.execute(select(func.pg_advisory_unlock(INTEGRATOR_LOCK)))
             except asyncio.CancelledError:
                 raise
             except Exception:
