@@ -71,17 +71,17 @@ def status_of(states: Sequence[str]) -> str:
     return "partially_granted"
 
 
+def shown_to(department: str | None, consumer: str, source: str) -> bool:
+    """Whether a department sees an element line of a request or grant: the consumer sees every line, a
+    source department only its own (never another pair's), an admin (``None``) all."""
+    return department is None or department in {consumer, source}
+
+
 def _view(
     request: SharingRequest, elements: Sequence[RequestedElement], now: datetime, department: str | None
 ) -> SharingRequestOut:
     """The request as ``department`` may see it: a provider sees only the elements it decides."""
-    shown = [
-        e
-        for e in elements
-        if department is None
-        or request.consumer_department == department
-        or e.source_department == department
-    ]
+    shown = [e for e in elements if shown_to(department, request.consumer_department, e.source_department)]
     return SharingRequestOut(
         id=request.id,
         status=request.status,
@@ -331,11 +331,7 @@ async def page(
 def _grant_view(
     grant: Grant, elements: Sequence[GrantElement], now: datetime, department: str | None
 ) -> GrantOut:
-    shown = [
-        e
-        for e in elements
-        if department is None or grant.consumer_department == department or e.source_department == department
-    ]
+    shown = [e for e in elements if shown_to(department, grant.consumer_department, e.source_department)]
     return GrantOut(
         id=grant.id,
         consumer_department=grant.consumer_department,
