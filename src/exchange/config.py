@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     decision_working_days: int = Field(
         default=10, ge=1, le=60, description="Working days a source department has to decide on a request."
     )
+    discrepancy_working_days: int = Field(
+        default=10, ge=1, le=60, description="Working days a source department has to settle a discrepancy."
+    )
     grant_max_days: int = Field(
         default=1095, ge=1, description="The longest period a grant may be asked for."
     )

@@ -21,6 +21,7 @@ from exchange.auth.keys import KeyRing, ensure_signing_key
 from exchange.auth.router import router as auth_router
 from exchange.catalog.router import router as catalog_router
 from exchange.config import Settings, get_settings
+from exchange.crosscheck.router import router as crosscheck_router
 from exchange.db.embedded import start_embedded
 from exchange.db.engine import create_engine, create_sessionmaker
 from exchange.db.session import transaction
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(records_router)
     app.include_router(sharing_router)
     app.include_router(audit_router)
+    app.include_router(crosscheck_router)
     app.include_router(open_records_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")

@@ -4,6 +4,7 @@ from exchange.access.models import Grant, GrantElement, RequestedElement, Sharin
 from exchange.audit.models import AuditArchive, AuditCheckpoint, AuditEvent, AuditLink, AuditPending
 from exchange.auth.models import Client, ClientAssertion, SigningKey
 from exchange.catalog.models import CatalogChange, Element, Purpose, Resource
+from exchange.crosscheck.models import Corroboration, Discrepancy, DiscrepancyReport, ReconciliationRun
 from exchange.db.base import Base
 from exchange.departments.models import Department
 from exchange.idempotency.models import IdempotencyKey
@@ -20,7 +21,10 @@ __all__ = [
     "CatalogChange",
     "Client",
     "ClientAssertion",
+    "Corroboration",
     "Department",
+    "Discrepancy",
+    "DiscrepancyReport",
     "Element",
     "Grant",
     "GrantElement",
@@ -28,6 +32,7 @@ __all__ = [
     "Observation",
     "Purpose",
     "RateWindow",
+    "ReconciliationRun",
     "Record",
     "RecordVersion",
     "RequestedElement",

@@ -37,6 +37,7 @@ async def test_verify_compares_after_normalisation_and_reveals_nothing(
         "subject_id": subject,
         "found": True,
         "matches": {"name": True, "birth_date": False},
+        "under_review": [],
     }
     assert "1990-01-01" not in response.text
     assert "Ｗａｎｇ" not in response.text

@@ -192,6 +192,10 @@ def _element(base: str, element: ElementSpec) -> dict[str, Any]:
         node["exchange:length"] = element.length
     if element.unit is not None:
         node["exchange:unit"] = element.unit
+    if element.precision is not None:
+        node["exchange:precision"] = element.precision
+    if element.tolerance_m is not None:
+        node["exchange:toleranceMetres"] = element.tolerance_m
     if element.codes is not None:
         node["exchange:codes"] = {
             "@list": [

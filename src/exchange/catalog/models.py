@@ -9,6 +9,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -90,6 +91,8 @@ class Element(Base):
     length: Mapped[int | None] = mapped_column(Integer)
     codes: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB(none_as_null=True))
     unit: Mapped[str | None] = mapped_column(Text)
+    precision: Mapped[int | None] = mapped_column(Integer)
+    tolerance_m: Mapped[float | None] = mapped_column(Float)
     required: Mapped[bool] = mapped_column(Boolean)
     source_department: Mapped[str] = mapped_column(String(18), ForeignKey("departments.code"))
     sharing: Mapped[str] = mapped_column(String(20))

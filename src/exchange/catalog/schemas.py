@@ -132,6 +132,15 @@ class ElementSpec(BaseModel):
     )
     codes: list[CodeItem] | None = Field(default=None, description="The code list; required for type code.")
     unit: Title | None = None
+    precision: int | None = Field(
+        default=None, ge=0, le=12, description="Decimal places that count when values are compared (decimal)."
+    )
+    tolerance_m: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000,
+        description="Metres within which two geometries state the same place (geometry; default 5).",
+    )
     required: bool = False
     source_department: str = Field(
         description="The ONE department whose value is canonical (统一社会信用代码)."
@@ -160,6 +169,10 @@ class ElementSpec(BaseModel):
                 raise ValueError("the code list repeats a code")
         if self.length is not None and self.type not in LENGTH_TYPES:
             raise ValueError(f"length applies to {', '.join(sorted(LENGTH_TYPES))} only")
+        if self.precision is not None and self.type is not ElementType.decimal:
+            raise ValueError("precision applies to decimal elements only")
+        if self.tolerance_m is not None and self.type is not ElementType.geometry:
+            raise ValueError("tolerance_m applies to geometry elements only")
         if self.open and self.sharing is not Sharing.unconditional:
             raise ValueError("only an element shared unconditionally may be open")
         return self

@@ -51,6 +51,7 @@ class Tally:
     rejected: int = 0
     applied_versions: int = 0
     observations: int = 0
+    discrepancies: int = 0
     warnings: int = 0
     resumed_after_line: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -72,6 +73,7 @@ class Tally:
             "rejected": self.rejected,
             "applied_versions": self.applied_versions,
             "observations": self.observations,
+            "discrepancies": self.discrepancies,
             "warnings": self.warnings,
             "errors": self.errors,
             "errors_truncated": self.errors_truncated,
@@ -89,6 +91,7 @@ class Tally:
             rejected=self.rejected,
             applied_versions=self.applied_versions,
             observations=self.observations,
+            discrepancies=self.discrepancies,
             lines=self.lines,
             resumed_after_line=self.resumed_after_line,
             errors=[BatchError.model_validate(error) for error in self.errors],
@@ -136,6 +139,7 @@ class Batch:
     principal: Principal
     use: DeclaredUse
     key: str | None
+    review_days: int
     tally: Tally
     chunk: list[service.Prepared] = field(default_factory=list)
     subjects: set[str] = field(default_factory=set)
@@ -163,22 +167,32 @@ class Batch:
         now = datetime.now(UTC)
         async with transaction(self.sessionmaker) as session:
             if chunk:
-                results = await service.apply(session, self.rules, self.principal, chunk, now)
-                await audit.append(
-                    session,
-                    service.publish_event(
-                        self.rules, self.principal, self.use, chunk, batch_lines=state["lines"]
-                    ),
+                results = await service.apply(
+                    session, self.rules, self.principal, chunk, now, self.review_days
                 )
                 versions = sum(1 for r in results if r.changed)
                 observations = sum(len(r.item.observed) for r in results)
+                discrepancies = sum(len(r.discrepancies) for r in results)
+                await audit.append(
+                    session,
+                    service.publish_event(
+                        self.rules,
+                        self.principal,
+                        self.use,
+                        chunk,
+                        batch_lines=state["lines"],
+                        **({"discrepancies": discrepancies} if discrepancies else {}),
+                    ),
+                )
                 state["applied_versions"] += versions
                 state["observations"] += observations
+                state["discrepancies"] += discrepancies
             if self.key is not None:
                 await idempotency.save_progress(session, self.principal.client_id, self.key, state)
         if chunk:
             self.tally.applied_versions += versions
             self.tally.observations += observations
+            self.tally.discrepancies += discrepancies
 
     async def add(self, number: int, line: bytes | None) -> None:
         if line is None:
@@ -216,6 +230,7 @@ async def run(
     use: DeclaredUse,
     key: str | None,
     body: AsyncIterator[bytes],
+    review_days: int,
 ) -> BatchResult:
     operation = f"records:batch {rules.spec.code}"
     async with engine.connect() as guard:
@@ -224,7 +239,7 @@ async def run(
         if lock is not None and not await guard.scalar(select(func.pg_try_advisory_lock(lock))):
             raise BatchInProgress(f"The batch with Idempotency-Key {key!r} is still being applied.")
         try:
-            return await _run(sessionmaker, rules, principal, use, key, operation, body)
+            return await _run(sessionmaker, rules, principal, use, key, operation, body, review_days)
         finally:
             if lock is not None:
                 await guard.scalar(select(func.pg_advisory_unlock(lock)))
@@ -238,6 +253,7 @@ async def _run(
     key: str | None,
     operation: str,
     body: AsyncIterator[bytes],
+    review_days: int,
 ) -> BatchResult:
     tally = Tally()
     if key is not None:
@@ -248,7 +264,7 @@ async def _run(
             return BatchResult.model_validate(stored.response)
         if state is not None:
             tally = Tally.resumed(state)
-    batch = Batch(sessionmaker, rules, principal, use, key, tally)
+    batch = Batch(sessionmaker, rules, principal, use, key, review_days, tally)
     number = 0
     try:
         async for line in lines_of(body):

@@ -3,7 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, PrimaryKeyConstraint, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,8 +36,13 @@ class Record(Base):
     version: Mapped[int] = mapped_column(Integer)
     fields: Mapped[dict[str, Any]] = mapped_column(JSONB)
     stamps: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    element_versions: Mapped[dict[str, int]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb"), comment="element → the version that set its current value"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), comment="last published by the source (freshness)"
+    )
 
 
 class RecordVersion(Base):
@@ -51,7 +67,11 @@ class Observation(Base):
     """A value reported by a department that is not the element's source: input to cross-checking."""
 
     __tablename__ = "observations"
-    __table_args__ = (Index("ix_observations_subject", "resource_code", "subject_id", "element"),)
+    __table_args__ = (
+        Index("ix_observations_subject", "resource_code", "subject_id", "element"),
+        Index("ix_observations_department", "resource_code", "department", "subject_id", "element"),
+        CheckConstraint("outcome IN ('agrees','disagrees','no_canonical','stale')", name="outcome_known"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     resource_code: Mapped[str] = mapped_column(String(100))
@@ -61,6 +81,8 @@ class Observation(Base):
     department: Mapped[str] = mapped_column(String(18))
     client_id: Mapped[str] = mapped_column(String(64))
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(12), comment="the comparison when it was reported")
+    note: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.access.dependencies import DeclaredUse
 from exchange.access.exceptions import UnauthorizedField
 from exchange.audit import service as audit
+from exchange.crosscheck import repository as crosscheck_repository
 from exchange.errors import ExchangeError
 from exchange.records import repository
 from exchange.records.schemas import QueryBody, QueryResult, RecordOut
@@ -68,13 +69,14 @@ async def query(
         )
     subject_ids = list(dict.fromkeys(canonical_subject_ids(rules, body.subject_ids, "subject_ids")))
     found = await repository.current_records(session, rules.spec.code, subject_ids)
+    flagged = await crosscheck_repository.under_review(session, rules.spec.code, list(found))
     records = [
         RecordOut(
             subject_id=subject_id,
             version=record.version,
             valid_from=None,
             fields={name: record.fields.get(name) for name in body.fields},
-            under_review=[],
+            under_review=[name for name in body.fields if name in flagged.get(subject_id, set())],
         )
         for subject_id in subject_ids
         if (record := found.get(subject_id)) is not None

@@ -18,6 +18,7 @@ class Current:
     version: int
     fields: dict[str, Any]
     stamps: dict[str, str]
+    versions: dict[str, int]
 
 
 def _json(value: Any) -> str:
@@ -39,7 +40,7 @@ _ENSURE = text(
 )
 _LOCK = text(
     """
-    SELECT subject_id, version, fields, stamps FROM records
+    SELECT subject_id, version, fields, stamps, element_versions FROM records
     WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[]))
     ORDER BY subject_id FOR UPDATE
     """
@@ -47,23 +48,39 @@ _LOCK = text(
 
 
 async def lock_current(
-    session: AsyncSession, resource: str, subject_ids: Sequence[str]
+    session: AsyncSession, resource: str, owned: Sequence[str], observed: Sequence[str] = ()
 ) -> dict[str, Current]:
-    """Lock the subjects' records (creating empty ones first, in a fixed order, so concurrent publishers of
-    the same subjects queue up instead of racing or deadlocking) and return their current values."""
-    ids = sorted(set(subject_ids))
-    await session.execute(_ENSURE, {"resource": resource, "ids": ids})
+    """Lock the subjects' records and return their current values.
+
+    Records of the ``owned`` subjects (the caller publishes canonical values) are created empty first. All
+    are locked in one statement in a fixed order, so concurrent publishers of the same subjects queue up
+    instead of racing or deadlocking, and a report compared with a value cannot miss its concurrent change.
+    """
+    if owned:
+        await session.execute(_ENSURE, {"resource": resource, "ids": sorted(set(owned))})
+    ids = sorted(set(owned) | set(observed))
     rows = await session.execute(_LOCK, {"resource": resource, "ids": ids})
-    return {row.subject_id: Current(row.version, row.fields, row.stamps) for row in rows}
+    return {row.subject_id: _current(row) for row in rows}
+
+
+def _current(row: Any) -> Current:
+    return Current(row.version, row.fields, row.stamps, row.element_versions)
 
 
 _SAVE = text(
     """
     UPDATE records AS r SET version = u.version, fields = u.fields::jsonb, stamps = u.stamps::jsonb,
-           updated_at = :now
-    FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]),
-                CAST(:fields AS text[]), CAST(:stamps AS text[])) AS u(subject_id, version, fields, stamps)
+           element_versions = u.element_versions::jsonb, updated_at = :now
+    FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]), CAST(:fields AS text[]),
+                CAST(:stamps AS text[]), CAST(:element_versions AS text[]))
+         AS u(subject_id, version, fields, stamps, element_versions)
     WHERE r.resource_code = :resource AND r.subject_id = u.subject_id
+    """
+)
+_TOUCH = text(
+    """
+    UPDATE records SET updated_at = :now
+    WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[]))
     """
 )
 _VERSIONS = text(
@@ -78,10 +95,12 @@ _VERSIONS = text(
 _OBSERVATIONS = text(
     """
     INSERT INTO observations (resource_code, subject_id, element, value, department, client_id, observed_at,
-                              recorded_at)
-    SELECT :resource, u.subject_id, u.element, u.value::jsonb, :department, :client, u.observed_at, :now
+                              outcome, note, recorded_at)
+    SELECT :resource, u.subject_id, u.element, u.value::jsonb, :department, :client, u.observed_at,
+           u.outcome, u.note, :now
     FROM unnest(CAST(:ids AS text[]), CAST(:elements AS text[]), CAST(:values AS text[]),
-                CAST(:observed_at AS timestamptz[])) AS u(subject_id, element, value, observed_at)
+                CAST(:observed_at AS timestamptz[]), CAST(:outcomes AS text[]), CAST(:notes AS text[]))
+         AS u(subject_id, element, value, observed_at, outcome, note)
     """
 )
 
@@ -92,8 +111,7 @@ class NewVersion:
     version: int
     valid_from: datetime
     values: dict[str, Any]
-    fields: dict[str, Any]
-    stamps: dict[str, str]
+    current: Current
 
 
 @dataclass(slots=True)
@@ -102,6 +120,8 @@ class NewObservation:
     element: str
     value: Any
     observed_at: datetime
+    outcome: str
+    note: str | None = None
 
 
 async def save_versions(
@@ -124,8 +144,9 @@ async def save_versions(
             "now": now,
             "ids": ids,
             "versions": numbers,
-            "fields": [_json(v.fields) for v in versions],
-            "stamps": [_json(v.stamps) for v in versions],
+            "fields": [_json(v.current.fields) for v in versions],
+            "stamps": [_json(v.current.stamps) for v in versions],
+            "element_versions": [_json(v.current.versions) for v in versions],
         },
     )
     await session.execute(
@@ -141,6 +162,12 @@ async def save_versions(
             "values": [_json(v.values) for v in versions],
         },
     )
+
+
+async def touch(session: AsyncSession, resource: str, subject_ids: Sequence[str], now: datetime) -> None:
+    """The source published these records again without a change: they are fresh as of ``now``."""
+    if subject_ids:
+        await session.execute(_TOUCH, {"resource": resource, "ids": list(subject_ids), "now": now})
 
 
 async def save_observations(
@@ -165,13 +192,15 @@ async def save_observations(
             "elements": [o.element for o in observations],
             "values": [_json(o.value) for o in observations],
             "observed_at": [o.observed_at for o in observations],
+            "outcomes": [o.outcome for o in observations],
+            "notes": [o.note for o in observations],
         },
     )
 
 
 _CURRENT = text(
     """
-    SELECT subject_id, version, fields, stamps FROM records
+    SELECT subject_id, version, fields, stamps, element_versions FROM records
     WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[])) AND version > 0
     """
 )
@@ -189,7 +218,7 @@ async def current_records(
     session: AsyncSession, resource: str, subject_ids: Sequence[str]
 ) -> dict[str, Current]:
     rows = await session.execute(_CURRENT, {"resource": resource, "ids": list(subject_ids)})
-    return {row.subject_id: Current(row.version, row.fields, row.stamps) for row in rows}
+    return {row.subject_id: _current(row) for row in rows}
 
 
 async def records_as_of(
@@ -202,10 +231,11 @@ async def records_as_of(
         _HISTORY, {"resource": resource, "ids": list(subject_ids), "as_of": as_of, "known_at": known_at}
     )
     for row in rows:
-        record = result.setdefault(row.subject_id, Current(0, {}, {}))
+        record = result.setdefault(row.subject_id, Current(0, {}, {}, {}))
         record.version = max(record.version, row.version)
         valid_from = stamp(row.valid_from)
         for name, value in row.values.items():
             record.fields[name] = value
             record.stamps[name] = valid_from
+            record.versions[name] = row.version
     return result

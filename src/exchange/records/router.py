@@ -82,7 +82,8 @@ async def publish(
             response.headers["Idempotent-Replayed"] = "true"
             return stored.response
     rules = await service.load_rules(session, code)
-    result = await service.publish_one(session, rules, principal, use, payload)
+    review_days = request.app.state.settings.discrepancy_working_days
+    result = await service.publish_one(session, rules, principal, use, payload, review_days)
     if idempotency_key is not None:
         await idempotency.remember(
             session, principal.client_id, idempotency_key, 200, result.model_dump(mode="json")
@@ -120,8 +121,16 @@ async def publish_batch(
 ) -> BatchResult:
     key = idempotency.check_key(idempotency_key) if idempotency_key is not None else None
     rules = await service.load_rules(session, code)
+    state = request.app.state
     return await batch.run(
-        request.app.state.engine, request.app.state.sessionmaker, rules, principal, use, key, request.stream()
+        state.engine,
+        state.sessionmaker,
+        rules,
+        principal,
+        use,
+        key,
+        request.stream(),
+        state.settings.discrepancy_working_days,
     )
 
 

@@ -32,7 +32,10 @@ class PublishResult(BaseModel):
     observed: list[str] = Field(
         description="Elements of other sources: kept as observations for cross-checking."
     )
-    discrepancies: list[str] = Field(default_factory=list)
+    discrepancies: list[str] = Field(
+        default_factory=list,
+        description="Discrepancies opened or joined by observed values that disagree with canonical ones.",
+    )
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -47,6 +50,7 @@ class BatchResult(BaseModel):
     rejected: int
     applied_versions: int = Field(description="New record versions written.")
     observations: int = 0
+    discrepancies: int = Field(0, description="Observed values that disagree (each opened or joined one).")
     lines: int = Field(description="Lines of the body read (blank lines are skipped but counted).")
     resumed_after_line: int = Field(
         0, description="Lines already applied by an earlier attempt with this key."
@@ -74,7 +78,9 @@ class RecordOut(BaseModel):
     version: int
     valid_from: datetime | None
     fields: dict[str, Any]
-    under_review: list[str]
+    under_review: list[str] = Field(
+        description="Requested elements whose value another department doubts (an open discrepancy)."
+    )
 
 
 class QueryResult(BaseModel):
@@ -93,3 +99,6 @@ class VerifyResult(BaseModel):
     subject_id: str
     found: bool
     matches: dict[str, bool]
+    under_review: list[str] = Field(
+        default_factory=list, description="Elements whose canonical value an open discrepancy doubts."
+    )

@@ -17,7 +17,8 @@ from exchange.audit import service as audit
 from exchange.auth.principal import Principal
 from exchange.catalog import repository as catalog_repository
 from exchange.catalog.exceptions import ResourceNotFound
-from exchange.crosscheck.compare import values_match
+from exchange.crosscheck import repository as crosscheck_repository
+from exchange.crosscheck import service as crosscheck
 from exchange.errors import InvalidInput, InvalidParam
 from exchange.records import repository
 from exchange.records.repository import Current, NewObservation, NewVersion, stamp
@@ -128,14 +129,14 @@ def parse_instant(value: Any) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _changes(item: Prepared, current: Current) -> tuple[dict[str, Any], bool]:
-    """The values that make a new version, and whether the current values move.
+def _changes(item: Prepared, current: Current) -> tuple[dict[str, Any], list[str]]:
+    """The values that make a new version, and the elements whose current value moves.
 
     A value whose valid_from is not older than the current one replaces it if it differs. An older one is
     a report about the past: it goes into the history (as-of reads see it) but leaves the present alone.
     """
     changed: dict[str, Any] = {}
-    moved = False
+    moved = []
     moment = stamp(item.valid_from)
     for name, value in item.canonical.items():
         held = current.stamps.get(name)
@@ -144,7 +145,7 @@ def _changes(item: Prepared, current: Current) -> tuple[dict[str, Any], bool]:
                 changed[name] = value
                 current.fields[name] = value
                 current.stamps[name] = moment
-                moved = True
+                moved.append(name)
         else:
             changed[name] = value
     return changed, moved
@@ -157,6 +158,7 @@ class Applied:
     item: Prepared
     version: int
     changed: list[str]
+    discrepancies: list[str]
 
     def result(self) -> PublishResult:
         return PublishResult(
@@ -165,6 +167,7 @@ class Applied:
             applied=list(self.item.canonical),
             changed=self.changed,
             observed=list(self.item.observed),
+            discrepancies=self.discrepancies,
             warnings=self.item.warnings,
         )
 
@@ -175,40 +178,82 @@ async def apply(
     principal: Principal,
     items: Sequence[Prepared],
     now: datetime,
+    review_days: int,
 ) -> list[Applied]:
-    """Apply checked publishes (subjects distinct) in set-based statements; return one result per item."""
+    """Apply checked publishes (subjects distinct) in set-based statements; return one result per item.
+
+    Canonical values make new versions; reported values of other sources are cross-checked against the
+    same locked records, so a report and a concurrent change of the value it doubts cannot cross.
+    """
     code = rules.spec.code
     owned = [item.subject_id for item in items if item.canonical]
-    current = await repository.lock_current(session, code, owned) if owned else {}
+    observing = [item.subject_id for item in items if item.observed]
+    current = await repository.lock_current(session, code, owned, observing) if items else {}
     versions: list[NewVersion] = []
-    observations: list[NewObservation] = []
-    results = []
+    untouched: list[str] = []
+    changes: list[crosscheck.CanonicalChange] = []
+    reported: list[crosscheck.Reported] = []
+    changed_by_item = []
     for item in items:
         version = 0
         changed: dict[str, Any] = {}
         if item.canonical:
             record = current[item.subject_id]
-            changed, _ = _changes(item, record)
+            changed, moved = _changes(item, record)
             version = record.version
             if changed:
                 version = record.version = record.version + 1
-                versions.append(
-                    NewVersion(
-                        item.subject_id, version, item.valid_from, changed, record.fields, record.stamps
+                for name in moved:
+                    record.versions[name] = version
+                    changes.append(
+                        crosscheck.CanonicalChange(item.subject_id, name, version, record.fields[name])
                     )
-                )
-        observations += [
-            NewObservation(item.subject_id, name, value, item.valid_from)
+                versions.append(NewVersion(item.subject_id, version, item.valid_from, changed, record))
+            else:
+                untouched.append(item.subject_id)
+        reported += [
+            crosscheck.Reported(item.subject_id, name, value, item.valid_from)
             for name, value in item.observed.items()
         ]
-        results.append(Applied(item, version, list(changed)))
+        changed_by_item.append((item, version, list(changed)))
     await repository.save_versions(
         session, code, versions, client=principal.client_id, department=principal.department_code, now=now
     )
+    await repository.touch(session, code, untouched, now)
+    await crosscheck.on_canonical_change(session, rules, changes, now)
+    compared = crosscheck.compare(rules, reported, current)
+    reporter = crosscheck.Reporter(principal.department_code, principal.client_id)
+    opened = await crosscheck.keep(session, rules, reporter, compared, now, review_days)
     await repository.save_observations(
-        session, code, observations, client=principal.client_id, department=principal.department_code, now=now
+        session,
+        code,
+        [
+            NewObservation(
+                c.reported.subject_id,
+                c.reported.element,
+                c.reported.value,
+                c.reported.observed_at,
+                c.outcome.value,
+            )
+            for c in compared
+        ],
+        client=principal.client_id,
+        department=principal.department_code,
+        now=now,
     )
-    return results
+    return [
+        Applied(
+            item,
+            version,
+            changed,
+            [
+                str(opened[(item.subject_id, name)].id)
+                for name in item.observed
+                if (item.subject_id, name) in opened
+            ],
+        )
+        for item, version, changed in changed_by_item
+    ]
 
 
 def publish_event(
@@ -235,17 +280,18 @@ async def publish_one(
     principal: Principal,
     use: DeclaredUse,
     body: Mapping[str, Any],
+    review_days: int,
 ) -> PublishResult:
     now = datetime.now(UTC)
     prepared = prepare(rules, principal.department_code, body, now)
     if isinstance(prepared, list):
         raise InvalidInput("; ".join(f"{p.name}: {p.reason}" for p in prepared), prepared)
-    (applied,) = await apply(session, rules, principal, [prepared], now)
+    (applied,) = await apply(session, rules, principal, [prepared], now, review_days)
     result = applied.result()
-    await audit.append(
-        session,
-        publish_event(rules, principal, use, [prepared], version=result.version, changed=result.changed),
-    )
+    details: dict[str, Any] = {"version": result.version, "changed": result.changed}
+    if result.discrepancies:
+        details["discrepancies"] = result.discrepancies
+    await audit.append(session, publish_event(rules, principal, use, [prepared], **details))
     return result
 
 
@@ -323,11 +369,13 @@ async def query(
         found = await repository.records_as_of(
             session, rules.spec.code, subject_ids, body.as_of or now, body.known_at or now
         )
+    flagged = await crosscheck_repository.under_review(session, rules.spec.code, subject_ids)
     records = []
     for subject_id in subject_ids:
         record = found.get(subject_id)
         if record is None or record.version == 0:
             continue
+        doubted = flagged.get(subject_id, set())
         stamps = [record.stamps[name] for name in body.fields if name in record.stamps]
         records.append(
             RecordOut(
@@ -335,7 +383,7 @@ async def query(
                 version=record.version,
                 valid_from=datetime.fromisoformat(max(stamps)) if stamps else None,
                 fields={name: record.fields.get(name) for name in body.fields},
-                under_review=[],
+                under_review=[name for name in body.fields if name in doubted],
             )
         )
     not_found = [s for s in subject_ids if s not in {r.subject_id for r in records}]
@@ -378,10 +426,16 @@ async def verify(
     matches = {
         name: record is not None
         and name in record.fields
-        and values_match(rules.elements[name].type, record.fields[name], value)
+        and rules.matchers[name](record.fields[name], value)
         for name, value in body.fields.items()
     }
+    flagged = await crosscheck_repository.under_review(session, rules.spec.code, [subject_id])
     await audit.append(
         session, _read_event(event, decision, [subject_id], list(body.fields), found=record is not None)
     )
-    return VerifyResult(subject_id=subject_id, found=record is not None, matches=matches)
+    return VerifyResult(
+        subject_id=subject_id,
+        found=record is not None,
+        matches=matches,
+        under_review=[name for name in body.fields if name in flagged.get(subject_id, set())],
+    )

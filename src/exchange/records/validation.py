@@ -19,6 +19,7 @@ from geojson_pydantic.geometries import Geometry
 from pydantic import TypeAdapter, ValidationError
 
 from exchange.catalog.schemas import ElementSpec, ElementType, ResourceSpec, SubjectIdType
+from exchange.crosscheck.compare import Matcher, matcher
 from exchange.identifiers import CheckedId, InvalidIdentifier, check_ric, normalize_uscc
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -186,6 +187,10 @@ class ResourceRules:
         self.spec = spec
         self.elements = {element.name: element for element in spec.elements}
         self.checkers = {element.name: checker_for(element) for element in spec.elements}
+        self.matchers: dict[str, Matcher] = {
+            element.name: matcher(element.type, precision=element.precision, tolerance_m=element.tolerance_m)
+            for element in spec.elements
+        }
         self.subject_check = SUBJECT_CHECKS[spec.subject_id_type]
 
     def subject_id(self, value: Any) -> CheckedId:

@@ -1,0 +1,176 @@
+"""Cross-checking API: explicit reports, discrepancies and their resolution, reconciliation runs, quality."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from exchange.access.dependencies import Use
+from exchange.audit import context
+from exchange.audit import service as audit
+from exchange.auth.dependencies import require_roles
+from exchange.auth.principal import Principal, Role
+from exchange.crosscheck import discrepancies
+from exchange.crosscheck.schemas import (
+    DiscrepancyOut,
+    DiscrepancyPage,
+    ReportBody,
+    ReportResult,
+    ResolveBody,
+)
+from exchange.db.session import DbSession
+from exchange.errors import InvalidInput, NotFound, problem_responses
+from exchange.pagination import Cursor, Limit, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1", tags=["cross-checking"], responses=problem_responses(401, 403, 404, 422))
+
+Reporter = Annotated[Principal, Depends(require_roles(Role.publisher, Role.consumer))]
+Party = Annotated[
+    Principal, Depends(require_roles(Role.publisher, Role.consumer, Role.steward, Role.admin, Role.auditor))
+]
+OVERSIGHT = frozenset({Role.admin, Role.auditor})
+
+
+class ViewRole(StrEnum):
+    source = "source"
+    reporter = "reporter"
+    all = "all"
+
+
+class Status(StrEnum):
+    open = "open"
+    confirmed = "confirmed"
+    corrected = "corrected"
+    withdrawn = "withdrawn"
+
+
+async def _log_read(
+    session: DbSession, principal: Principal, items: list[DiscrepancyOut], **details: object
+) -> None:
+    await audit.append(
+        session,
+        audit.Event(
+            action="discrepancies.read",
+            department=principal.department_code,
+            client_id=principal.client_id,
+            subject_ids=sorted({d.subject_id for d in items}),
+            elements=sorted({d.element for d in items}),
+            details={"discrepancies": [str(d.id) for d in items], **details},
+        ),
+    )
+
+
+@router.post(
+    "/discrepancies",
+    response_model=ReportResult,
+    responses={201: {"model": ReportResult, "description": "A discrepancy was opened or joined."}},
+    dependencies=[Depends(context.audited("discrepancies.report"))],
+    summary="Report a value you doubt (校核纠错): the value your department holds, and why",
+    description=(
+        "Compared with the canonical value after normalisation. A disagreement opens the discrepancy of that "
+        "value (or joins it) for the source department to settle, answered 201; an agreeing value is kept as "
+        "corroboration, answered 200. Report through publishing, too: observed elements are compared alike."
+    ),
+)
+async def report(
+    body: ReportBody, request: Request, response: Response, session: DbSession, principal: Reporter, use: Use
+) -> ReportResult:
+    context.update(request, resource=body.resource, elements=[body.element], subject_ids=[body.subject_id])
+    review_days = request.app.state.settings.discrepancy_working_days
+    result = await discrepancies.report(session, principal, use, body, review_days)
+    if result.discrepancy is not None:
+        response.status_code = status.HTTP_201_CREATED
+    return result
+
+
+@router.get(
+    "/discrepancies",
+    response_model=DiscrepancyPage,
+    dependencies=[Depends(context.audited("discrepancies.read"))],
+    summary="Discrepancies your department must settle (source) or raised (reporter), newest first",
+)
+async def list_discrepancies(
+    session: DbSession,
+    principal: Party,
+    role: Annotated[
+        ViewRole,
+        Query(
+            description="source: yours to settle; reporter: raised by you; all: oversight (admin, auditor)"
+        ),
+    ] = ViewRole.source,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    resource: Annotated[str | None, Query(max_length=100)] = None,
+    element: Annotated[str | None, Query(max_length=63)] = None,
+    overdue: Annotated[bool, Query(description="Only open ones past their deadline.")] = False,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> DiscrepancyPage:
+    if role is ViewRole.all and not principal.has_any(OVERSIGHT):
+        raise InvalidInput.one("role", "only admins and auditors list every discrepancy")
+    before = decode_cursor(cursor, 2)
+    try:
+        key = (datetime.fromisoformat(before[0]), uuid.UUID(before[1])) if before else None
+    except (TypeError, ValueError):
+        raise InvalidInput.one("cursor", "not a cursor this list returned") from None
+    items = await discrepancies.page(
+        session,
+        principal.department_code,
+        role=role.value,
+        status=status_.value if status_ else None,
+        resource=resource,
+        element=element,
+        overdue=overdue,
+        before=key,
+        limit=limit + 1,
+    )
+    more = len(items) > limit
+    items = items[:limit]
+    await _log_read(session, principal, items, role=role.value)
+    next_cursor = encode_cursor([items[-1].opened_at.isoformat(), str(items[-1].id)]) if more else None
+    return DiscrepancyPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/discrepancies/{discrepancy_id}",
+    response_model=DiscrepancyOut,
+    dependencies=[Depends(context.audited("discrepancies.read"))],
+    summary="One discrepancy, as your department may see it",
+)
+async def get_discrepancy(discrepancy_id: uuid.UUID, session: DbSession, principal: Party) -> DiscrepancyOut:
+    try:
+        item = await discrepancies.get(session, discrepancy_id, principal.department_code)
+    except NotFound:
+        if not principal.has_any(OVERSIGHT):
+            raise
+        item = await discrepancies.get(session, discrepancy_id, None)
+    await _log_read(session, principal, [item])
+    return item
+
+
+@router.post(
+    "/discrepancies/{discrepancy_id}:resolve",
+    response_model=DiscrepancyOut,
+    dependencies=[Depends(context.audited("discrepancies.resolve"))],
+    responses=problem_responses(409),
+    summary="Settle a discrepancy: confirmed or corrected (the source), withdrawn (a reporter)",
+    description=(
+        "`confirmed`: the source keeps its value, `note` says why. `corrected`: the source sends the "
+        "corrected `value`, published as the new canonical version. `withdrawn`: a reporting department "
+        "takes its report back; the discrepancy is withdrawn when no report is left."
+    ),
+)
+async def resolve(
+    discrepancy_id: uuid.UUID,
+    body: ResolveBody,
+    request: Request,
+    session: DbSession,
+    principal: Reporter,
+    use: Use,
+) -> DiscrepancyOut:
+    context.update(request, details={"discrepancy": str(discrepancy_id), "outcome": body.outcome.value})
+    review_days = request.app.state.settings.discrepancy_working_days
+    return await discrepancies.resolve(session, principal, use, discrepancy_id, body, review_days)

@@ -1,0 +1,174 @@
+"""Cross-checking rules (多元校核): compare reported values with canonical ones, keep what follows from it.
+
+Called by the records service inside the publishing transaction: reports of elements the publisher is not the
+source of are compared with the locked current record; agreement is kept as corroboration, disagreement
+opens (or joins) the discrepancy of that canonical value. When the source changes a doubted value, the
+discrepancy closes as corrected if the new value matches a report, and otherwise follows the new value.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from exchange.access.workdays import add_working_days
+from exchange.crosscheck import repository
+from exchange.crosscheck.repository import Agreement, Doubt, Opened
+from exchange.crosscheck.schemas import Outcome
+from exchange.records.repository import Current, stamp
+from exchange.records.validation import ResourceRules
+
+HUB = "hub"  # ``resolved_by`` of what the hub settles by itself
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """A value of an element reported by a department that is not its source."""
+
+    subject_id: str
+    element: str
+    value: Any
+    observed_at: datetime
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Compared:
+    reported: Reported
+    outcome: Outcome
+    version: int | None = None
+    canonical: Any = None
+
+
+def compare(
+    rules: ResourceRules, reported: Sequence[Reported], current: Mapping[str, Current]
+) -> list[Compared]:
+    """Each report against the element's current canonical value (pure).
+
+    A report observed before the canonical value became true is ``stale``: the world may have changed since,
+    so it is kept but counts neither for nor against the value.
+    """
+    results = []
+    for item in reported:
+        record = current.get(item.subject_id)
+        if record is None or record.version == 0 or item.element not in record.fields:
+            results.append(Compared(item, Outcome.no_canonical))
+            continue
+        version = record.versions.get(item.element, record.version)
+        canonical = record.fields[item.element]
+        if stamp(item.observed_at) < record.stamps.get(item.element, ""):
+            outcome = Outcome.stale
+        elif rules.matchers[item.element](canonical, item.value):
+            outcome = Outcome.agrees
+        else:
+            outcome = Outcome.disagrees
+        results.append(Compared(item, outcome, version, canonical))
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    department: str
+    client_id: str
+
+
+def review_deadline(now: datetime, working_days: int) -> datetime:
+    return add_working_days(now, working_days)
+
+
+async def keep(
+    session: AsyncSession,
+    rules: ResourceRules,
+    reporter: Reporter,
+    compared: Sequence[Compared],
+    now: datetime,
+    review_days: int,
+) -> dict[tuple[str, str], Opened]:
+    """Keep what the comparisons showed: corroborations, and discrepancies for the source to settle.
+
+    Returns the discrepancy of each disagreeing (subject, element).
+    """
+    code = rules.spec.code
+    doubts = [
+        Doubt(
+            c.reported.subject_id,
+            c.reported.element,
+            c.version or 0,
+            c.canonical,
+            rules.elements[c.reported.element].source_department,
+            c.reported.value,
+            c.reported.note,
+        )
+        for c in compared
+        if c.outcome is Outcome.disagrees
+    ]
+    agreements = [
+        Agreement(c.reported.subject_id, c.reported.element, c.version or 0)
+        for c in compared
+        if c.outcome is Outcome.agrees
+    ]
+    opened = await repository.open_discrepancies(
+        session,
+        code,
+        doubts,
+        department=reporter.department,
+        client=reporter.client_id,
+        now=now,
+        due=review_deadline(now, review_days),
+    )
+    lost = await repository.corroborate(session, code, agreements, department=reporter.department, now=now)
+    await repository.close_unreported(
+        session, lost, by=HUB, note="every reporting department now reports a value that agrees", now=now
+    )
+    return {(o.subject_id, o.element): o for o in opened}
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalChange:
+    subject_id: str
+    element: str
+    version: int
+    value: Any
+
+
+async def on_canonical_change(
+    session: AsyncSession, rules: ResourceRules, changes: Sequence[CanonicalChange], now: datetime
+) -> list[uuid.UUID]:
+    """Settle open discrepancies whose doubted value the source has just replaced; returns those corrected.
+
+    A new value that matches a report closes the discrepancy as corrected (and that report now corroborates
+    it); a new value that matches none leaves it open on the new value, which the reports still contradict.
+    """
+    if not changes:
+        return []
+    code = rules.spec.code
+    changed = {(c.subject_id, c.element): c for c in changes}
+    reports = await repository.active_reports(session, code, sorted({c.subject_id for c in changes}))
+    by_discrepancy: dict[uuid.UUID, list[repository.ActiveReport]] = defaultdict(list)
+    for report in reports:
+        if (report.subject_id, report.element) in changed:
+            by_discrepancy[report.discrepancy_id].append(report)
+    corrected: list[tuple[uuid.UUID, int, str]] = []
+    carried: list[tuple[uuid.UUID, int, Any]] = []
+    confirming: list[tuple[Agreement, str]] = []
+    for discrepancy_id, group in by_discrepancy.items():
+        change = changed[(group[0].subject_id, group[0].element)]
+        matches = rules.matchers[change.element]
+        agreeing = sorted(r.department for r in group if matches(change.value, r.value))
+        if agreeing:
+            note = f"the source published a value matching the report of {', '.join(agreeing)}"
+            corrected.append((discrepancy_id, change.version, note))
+            agreement = Agreement(change.subject_id, change.element, change.version)
+            confirming += [(agreement, department) for department in agreeing]
+        else:
+            carried.append((discrepancy_id, change.version, change.value))
+    await repository.correct(session, corrected, by=HUB, now=now)
+    await repository.carry(session, carried)
+    await repository.corroborate_many(session, code, confirming, now)
+    return [discrepancy_id for discrepancy_id, _, _ in corrected]
