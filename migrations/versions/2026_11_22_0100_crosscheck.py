@@ -163,7 +163,7 @@ def upgrade() -> None:
         existing_server_default=sa.text("now()"),
     )
     op.create_check_constraint(
-        "outcome_known", "observations", "outcome IN ('agrees','disagrees','no_canonical','stale')"
+        "outcome_known", "observations", "outcome IN ('agrees','disagrees','no_canonical','stale','empty')"
     )
     # The version that set each element's current value: per element, the version with the latest
     # valid_from (ties: the later recorded, then the higher version), as reads resolve it.

@@ -18,8 +18,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from exchange.audit import service as audit
 from exchange.audit.archive import archive_before, verify_archives
 from exchange.audit.verify import verify_log
 from exchange.auth.keys import published_keys, rotate_signing_key
@@ -31,6 +32,8 @@ from exchange.catalog.loader import CatalogFiles, CatalogInvalid, read_catalog, 
 from exchange.catalog.schemas import DepartmentSpec, PurposeSpec
 from exchange.catalog.service import Actor, CatalogPlan
 from exchange.config import Environment, Settings, get_settings
+from exchange.crosscheck import reconcile
+from exchange.crosscheck.models import ReconciliationRun
 from exchange.db import migrate
 from exchange.db.embedded import start_embedded
 from exchange.db.engine import create_engine, create_sessionmaker
@@ -48,12 +51,14 @@ clients_app = typer.Typer(help="OAuth2 client credentials of department systems.
 keys_app = typer.Typer(help="The hub's token-signing keys.")
 catalog_app = typer.Typer(help="The resource catalogue, kept as YAML in catalog/.")
 audit_app = typer.Typer(help="The tamper-evident audit log.")
+crosscheck_app = typer.Typer(help="Multi-source cross-checking (多元校核) of reported values.")
 app.add_typer(db_app, name="db")
 app.add_typer(departments_app, name="departments")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(audit_app, name="audit")
+app.add_typer(crosscheck_app, name="crosscheck")
 
 DEFAULT_CATALOG = Path("catalog")
 console = Console(soft_wrap=True)
@@ -129,6 +134,25 @@ def _run_in_transaction(
     try:
         if url is not None:
             return asyncio.run(run(url))
+        with database(settings) as held:
+            return asyncio.run(run(held))
+    except ExchangeError as exc:
+        raise _fail(exc.detail) from None
+
+
+def _run_with_database(
+    settings: Settings, work: Callable[[AsyncEngine, async_sessionmaker[AsyncSession]], Awaitable[T]]
+) -> T:
+    """Run ``work``, which opens its own transactions, on the configured or embedded database."""
+
+    async def run(target: str) -> T:
+        engine = create_engine(settings, target)
+        try:
+            return await work(engine, create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    try:
         with database(settings) as held:
             return asyncio.run(run(held))
     except ExchangeError as exc:
@@ -489,4 +513,58 @@ def keys_list() -> None:
     table = Table("kid", "created", "retired")
     for row in rows:
         table.add_row(row.kid, str(row.created_at), str(row.retired_at or ""))
+    console.print(table)
+
+
+@crosscheck_app.command("run")
+def crosscheck_run(
+    resource: Annotated[str, typer.Option(help="Resource code, e.g. population.person.")],
+    from_department: Annotated[str, typer.Option("--from-department", help="The reporting department.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+) -> None:
+    """Compare everything a department reported for a resource with the canonical values; print the report."""
+    settings = get_settings()
+
+    async def work(engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]) -> ReconciliationRun:
+        async with transaction(sessionmaker) as session:
+            run = await reconcile.create(session, resource, from_department, "cli")
+            await audit.append(
+                session,
+                audit.Event(
+                    action="crosscheck.run",
+                    officer=getpass.getuser(),
+                    resource=resource,
+                    details={"run": str(run.id), "reporting_department": from_department, "via": "cli"},
+                ),
+            )
+        return await reconcile.execute(engine, sessionmaker, run.id, settings.discrepancy_working_days)
+
+    out = reconcile.out(_run_with_database(settings, work))
+    if as_json:
+        _print_json(out.model_dump(mode="json"))
+        return
+    assert out.report is not None
+    report = out.report
+    console.print(
+        f"run {out.id}: {report.subjects_reported} subjects reported by {report.department} "
+        f"for {report.resource}; {report.discrepancies_opened} discrepancies opened"
+    )
+    table = Table(
+        "element", "compared", "agreeing", "disagreeing", "stale", "missing canonical", "never reported"
+    )
+    for row in report.elements:
+        table.add_row(
+            row.element,
+            *(
+                str(n)
+                for n in (
+                    row.compared,
+                    row.agreeing,
+                    row.disagreeing,
+                    row.stale,
+                    row.missing_canonical,
+                    row.missing_reported,
+                )
+            ),
+        )
     console.print(table)

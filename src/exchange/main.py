@@ -27,6 +27,7 @@ from exchange.db.engine import create_engine, create_sessionmaker
 from exchange.db.session import transaction
 from exchange.departments.router import router as departments_router
 from exchange.errors import install_handlers, problem_response
+from exchange.jobs import Jobs
 from exchange.logs import configure_logging
 from exchange.observability import RequestContextMiddleware, metrics_response
 from exchange.records.router import open_router as open_records_router
@@ -57,9 +58,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Every process offers to be the audit integrator; the one holding the database lock seals the log.
         app.state.integrator = Integrator(engine, app.state.sessionmaker, app.state.keys)
         integrator = asyncio.create_task(app.state.integrator.run())
+        app.state.jobs = Jobs()
         try:
             yield
         finally:
+            await app.state.jobs.close()
             integrator.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await integrator

@@ -98,6 +98,10 @@ async def load_resources(
     return [(r, spec_from_rows(r, elements[r.code])) for r in resources]
 
 
+async def resource_codes(session: AsyncSession) -> list[str]:
+    return list(await session.scalars(select(Resource.code).order_by(Resource.code)))
+
+
 async def resource_version(session: AsyncSession, code: str) -> int | None:
     return await session.scalar(select(Resource.version).where(Resource.code == code))
 

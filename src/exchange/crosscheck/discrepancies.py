@@ -222,6 +222,8 @@ async def report(
     (subject_id,) = records.canonical_subject_ids(rules, [body.subject_id], "subject_id")
     checked = rules.fields({body.element: body.value})
     errors = [InvalidParam(name="value", reason=reason) for _, reason in checked.errors]
+    if body.value is None:
+        errors = [InvalidParam(name="value", reason="must be the value your department holds, not null")]
     observed_at = body.observed_at.astimezone(UTC) if body.observed_at else now
     if observed_at > now + CLOCK_SKEW:
         errors.append(InvalidParam(name="observed_at", reason="must not be in the future"))
@@ -341,6 +343,7 @@ async def _correct(
         raise InvalidInput.one(
             "value", "send the corrected value (or publish it through the records API: it closes by itself)"
         )
+    doubted = (row.canonical_version, row.canonical_value)
     rules = await records.load_rules(session, row.resource_code)
     result = await records.publish_one(
         session,
@@ -352,11 +355,14 @@ async def _correct(
     )
     if row.element not in result.changed:
         raise NotACorrection("The value sent is the canonical value already: confirm it instead.")
-    # Publishing may have closed it already (the value matches a report); the source's own note wins.
+    # Publishing has closed it already if the value matches a report, or moved it onto the new value if not:
+    # it is about the value it doubted, and the source's own note wins.
     await session.execute(
         update(Discrepancy)
         .where(Discrepancy.id == row.id)
         .values(
+            canonical_version=doubted[0],
+            canonical_value=doubted[1],
             status="corrected",
             resolved_at=now,
             resolved_by=principal.client_id,

@@ -67,7 +67,8 @@ _REPORT = text(
     ORDER BY u.id
     ON CONFLICT (discrepancy_id, department) DO UPDATE
     SET client_id = excluded.client_id, value = excluded.value, note = coalesce(excluded.note, r.note),
-        last_reported_at = excluded.last_reported_at, times = r.times + 1, withdrawn_at = NULL
+        last_reported_at = CASE WHEN :again THEN excluded.last_reported_at ELSE r.last_reported_at END,
+        times = r.times + CASE WHEN :again THEN 1 ELSE 0 END, withdrawn_at = NULL
     """
 )
 _UNCORROBORATE = text(
@@ -90,10 +91,12 @@ async def open_discrepancies(
     client: str,
     now: datetime,
     due: datetime,
+    again: bool = True,
 ) -> list[Opened]:
     """Open (or join, or reopen a withdrawn) discrepancy per doubted value and file the department's report.
 
     A confirmed discrepancy stays confirmed: the source has settled that value; the report is still kept.
+    ``again=False`` (a reconciliation going over what was reported before) does not count a new report.
     """
     if not doubts:
         return []
@@ -118,6 +121,7 @@ async def open_discrepancies(
             "department": department,
             "client": client,
             "now": now,
+            "again": again,
             "ids": [by_pair[(d.subject_id, d.element)] for d in doubts],
             "values": [_json(d.value) for d in doubts],
             "notes": [d.note for d in doubts],

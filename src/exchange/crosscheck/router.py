@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 
 from exchange.access.dependencies import Use
 from exchange.audit import context
 from exchange.audit import service as audit
 from exchange.auth.dependencies import require_roles
 from exchange.auth.principal import Principal, Role
-from exchange.crosscheck import discrepancies
+from exchange.catalog import repository as catalog_repository
+from exchange.catalog.exceptions import ResourceNotFound
+from exchange.crosscheck import discrepancies, quality, reconcile
 from exchange.crosscheck.schemas import (
     DiscrepancyOut,
     DiscrepancyPage,
+    QualityOut,
+    QualityStatistics,
     ReportBody,
     ReportResult,
     ResolveBody,
+    RunBody,
+    RunOut,
 )
 from exchange.db.session import DbSession
-from exchange.errors import InvalidInput, NotFound, problem_responses
+from exchange.errors import Forbidden, InvalidInput, NotFound, problem_responses
 from exchange.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from exchange.records import service as records
 
 router = APIRouter(prefix="/v1", tags=["cross-checking"], responses=problem_responses(401, 403, 404, 422))
 
@@ -33,6 +40,11 @@ Party = Annotated[
     Principal, Depends(require_roles(Role.publisher, Role.consumer, Role.steward, Role.admin, Role.auditor))
 ]
 OVERSIGHT = frozenset({Role.admin, Role.auditor})
+
+
+class NotAllowed(Forbidden):
+    code = "reconciliation_not_allowed"
+    title = "You may not reconcile this department's reports"
 
 
 class ViewRole(StrEnum):
@@ -174,3 +186,97 @@ async def resolve(
     context.update(request, details={"discrepancy": str(discrepancy_id), "outcome": body.outcome.value})
     review_days = request.app.state.settings.discrepancy_working_days
     return await discrepancies.resolve(session, principal, use, discrepancy_id, body, review_days)
+
+
+Anyone = Annotated[
+    Principal,
+    Depends(require_roles(Role.publisher, Role.consumer, Role.steward, Role.admin, Role.auditor)),
+]
+Overseer = Annotated[Principal, Depends(require_roles(Role.admin, Role.auditor, Role.steward))]
+STEWARDSHIP = frozenset({Role.admin, Role.steward})
+
+
+async def _may_reconcile(session: DbSession, principal: Principal, resource: str, department: str) -> bool:
+    """Stewards and admins, the reporting department itself, or a source department of the resource."""
+    if principal.has_any(STEWARDSHIP) or principal.department_code == department:
+        return True
+    try:
+        rules = await records.load_rules(session, resource)
+    except ResourceNotFound:
+        return False
+    return any(e.source_department == principal.department_code for e in rules.elements.values())
+
+
+@router.post(
+    "/crosscheck/runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunOut,
+    dependencies=[Depends(context.audited("crosscheck.run"))],
+    summary="Reconcile everything a department reported for a resource against the canonical values",
+    description=(
+        "Runs in the background (poll `GET /v1/crosscheck/runs/{id}`). Discrepancies are opened for the "
+        "disagreements found and agreement is kept as corroboration; the report counts, per element, the "
+        "subjects compared, agreeing, disagreeing, and missing on either side."
+    ),
+)
+async def start_run(
+    body: RunBody, request: Request, background: BackgroundTasks, session: DbSession, principal: Anyone
+) -> RunOut:
+    context.update(
+        request, resource=body.resource, department=principal.department_code, client_id=principal.client_id
+    )
+    if not await _may_reconcile(session, principal, body.resource, body.department):
+        raise NotAllowed(
+            "Only stewards, the reporting department or a source department of the resource may."
+        )
+    run = await reconcile.create(session, body.resource, body.department, principal.client_id)
+    await audit.append(
+        session,
+        audit.Event(
+            action="crosscheck.run",
+            department=principal.department_code,
+            client_id=principal.client_id,
+            resource=body.resource,
+            details={"run": str(run.id), "reporting_department": body.department},
+        ),
+    )
+    state = request.app.state
+    work = reconcile.execute(
+        state.engine, state.sessionmaker, run.id, state.settings.discrepancy_working_days
+    )
+    # Started once the response (and so the transaction that queued the run) has gone out.
+    background.add_task(state.jobs.start, f"reconcile {run.id}", work)
+    return reconcile.out(run)
+
+
+@router.get("/crosscheck/runs/{run_id}", response_model=RunOut, summary="A reconciliation run and its report")
+async def get_run(run_id: uuid.UUID, session: DbSession, principal: Anyone) -> RunOut:
+    run = await reconcile.view(session, run_id)
+    if not (
+        principal.has_any(OVERSIGHT) or await _may_reconcile(session, principal, run.resource, run.department)
+    ):
+        raise reconcile.RunNotFound()
+    return run
+
+
+@router.get(
+    "/quality/resources/{code}",
+    response_model=QualityOut,
+    summary="Data quality of a resource: completeness, consistency, freshness, open discrepancies",
+)
+async def resource_quality(code: str, session: DbSession, principal: Anyone) -> QualityOut:
+    rules = await records.load_rules(session, code)
+    return await quality.measure(session, rules, datetime.now(UTC))
+
+
+@router.get(
+    "/statistics/quality",
+    response_model=QualityStatistics,
+    summary="Data quality of every resource of the catalogue",
+)
+async def quality_statistics(session: DbSession, principal: Overseer) -> QualityStatistics:
+    now = datetime.now(UTC)
+    items = []
+    for code in await catalog_repository.resource_codes(session):
+        items.append(await quality.measure(session, await records.load_rules(session, code), now))
+    return QualityStatistics(items=items)

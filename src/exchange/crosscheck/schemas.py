@@ -15,6 +15,7 @@ class Outcome(StrEnum):
     disagrees = "disagrees"
     no_canonical = "no_canonical"  # the hub holds no canonical value to compare with
     stale = "stale"  # observed before the canonical value became true: not evidence against it
+    empty = "empty"  # the report carries no value: nothing to compare
 
 
 class Resolution(StrEnum):
@@ -31,7 +32,7 @@ class ReportBody(BaseModel):
     resource: str = Field(min_length=1, max_length=100, examples=["population.person"])
     subject_id: str = Field(min_length=1, max_length=64)
     element: str = Field(min_length=1, max_length=63)
-    value: Any = Field(description="The value your department holds or observed (null: no value).")
+    value: Any = Field(description="The value your department holds or observed.")
     note: str = Field(min_length=1, max_length=2000, description="Where the value comes from, and why.")
     observed_at: AwareDatetime | None = Field(
         default=None, description="When it was observed (default: now)."

@@ -52,12 +52,15 @@ def compare(
     """Each report against the element's current canonical value (pure).
 
     A report observed before the canonical value became true is ``stale``: the world may have changed since,
-    so it is kept but counts neither for nor against the value.
+    so it is kept but counts neither for nor against the value. A null on either side states nothing.
     """
     results = []
     for item in reported:
         record = current.get(item.subject_id)
-        if record is None or record.version == 0 or item.element not in record.fields:
+        if item.value is None:
+            results.append(Compared(item, Outcome.empty))
+            continue
+        if record is None or record.version == 0 or record.fields.get(item.element) is None:
             results.append(Compared(item, Outcome.no_canonical))
             continue
         version = record.versions.get(item.element, record.version)
@@ -89,10 +92,13 @@ async def keep(
     compared: Sequence[Compared],
     now: datetime,
     review_days: int,
+    *,
+    again: bool = True,
 ) -> dict[tuple[str, str], Opened]:
     """Keep what the comparisons showed: corroborations, and discrepancies for the source to settle.
 
-    Returns the discrepancy of each disagreeing (subject, element).
+    Returns the discrepancy of each disagreeing (subject, element). ``again=False``: the reports were made
+    before (a reconciliation), so they are not counted once more.
     """
     code = rules.spec.code
     doubts = [
@@ -121,6 +127,7 @@ async def keep(
         client=reporter.client_id,
         now=now,
         due=review_deadline(now, review_days),
+        again=again,
     )
     lost = await repository.corroborate(session, code, agreements, department=reporter.department, now=now)
     await repository.close_unreported(

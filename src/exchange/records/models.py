@@ -70,7 +70,9 @@ class Observation(Base):
     __table_args__ = (
         Index("ix_observations_subject", "resource_code", "subject_id", "element"),
         Index("ix_observations_department", "resource_code", "department", "subject_id", "element"),
-        CheckConstraint("outcome IN ('agrees','disagrees','no_canonical','stale')", name="outcome_known"),
+        CheckConstraint(
+            "outcome IN ('agrees','disagrees','no_canonical','stale','empty')", name="outcome_known"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
