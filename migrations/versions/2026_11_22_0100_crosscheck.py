@@ -138,6 +138,16 @@ def upgrade() -> None:
         ),
     )
     op.add_column("observations", sa.Column("note", sa.Text(), nullable=True))
+    op.add_column(
+        "observations",
+        sa.Column(
+            "dated",
+            sa.Boolean(),
+            server_default=sa.false(),
+            nullable=False,
+            comment="observed_at was given by the reporter",
+        ),
+    )
     op.create_index(
         "ix_observations_department",
         "observations",
@@ -200,6 +210,7 @@ def downgrade() -> None:
     op.drop_column("records", "element_versions")
     op.drop_index("ix_observations_department", table_name="observations")
     op.drop_column("observations", "note")
+    op.drop_column("observations", "dated")
     op.drop_column("observations", "outcome")
     op.drop_column("elements", "tolerance_m")
     op.drop_column("elements", "precision")

@@ -4,7 +4,7 @@ import asyncio
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from exchange.db import migrate
@@ -47,3 +47,42 @@ async def test_migrations_go_up_down_and_up_again_on_an_empty_database(empty_dat
 async def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
     _, diff, _ = await _inspect(database_url)
     assert diff == []
+
+
+async def test_the_crosscheck_migration_finds_the_version_that_set_each_current_value(
+    empty_database_url: str,
+) -> None:
+    """Records written before element versions existed get them from their history: the latest valid_from
+    wins, so a late report about the past (version 3 here) is not taken for the current value."""
+    await asyncio.to_thread(migrate.upgrade, empty_database_url, "0006_audit_archives")
+    engine = create_async_engine(async_url(empty_database_url))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    """
+                    INSERT INTO records (resource_code, subject_id, version, fields, stamps)
+                    VALUES ('population.person', 's1', 3, '{"name": "李四", "sex": "1"}', '{}')
+                    """
+                )
+            )
+            await connection.execute(
+                text(
+                    """
+                    INSERT INTO record_versions (resource_code, subject_id, version, valid_from, recorded_at,
+                                                 values, client_id, department)
+                    VALUES ('population.person', 's1', 1, '2024-01-01', '2024-01-01',
+                            '{"name": "张三", "sex": "1"}', 'c', 'd'),
+                           ('population.person', 's1', 2, '2025-01-01', '2025-01-01',
+                            '{"name": "李四"}', 'c', 'd'),
+                           ('population.person', 's1', 3, '2023-01-01', '2026-01-01',
+                            '{"name": "王五"}', 'c', 'd');
+                    """
+                )
+            )
+        await asyncio.to_thread(migrate.upgrade, empty_database_url)
+        async with engine.connect() as connection:
+            versions = await connection.scalar(text("SELECT element_versions FROM records"))
+    finally:
+        await engine.dispose()
+    assert versions == {"name": 2, "sex": 1}

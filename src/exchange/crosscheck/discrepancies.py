@@ -231,15 +231,25 @@ async def report(
         raise InvalidInput("; ".join(f"{e.name}: {e.reason}" for e in errors), errors)
     value = checked.values[body.element]
     current = await records_repository.lock_current(session, rules.spec.code, [], [subject_id])
-    (compared,) = crosscheck.compare(
-        rules, [crosscheck.Reported(subject_id, body.element, value, observed_at, body.note)], current
-    )
+    dated = body.observed_at is not None
+    reported = crosscheck.Reported(subject_id, body.element, value, observed_at, body.note, dated)
+    (compared,) = crosscheck.compare(rules, [reported], current)
     reporter = crosscheck.Reporter(principal.department_code, principal.client_id)
     opened = await crosscheck.keep(session, rules, reporter, [compared], now, review_days)
     await records_repository.save_observations(
         session,
         rules.spec.code,
-        [NewObservation(subject_id, body.element, value, observed_at, compared.outcome.value, body.note)],
+        [
+            NewObservation(
+                subject_id,
+                body.element,
+                value,
+                observed_at,
+                compared.outcome.value,
+                body.note,
+                dated=dated,
+            )
+        ],
         client=principal.client_id,
         department=principal.department_code,
         now=now,

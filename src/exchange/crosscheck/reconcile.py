@@ -38,11 +38,11 @@ _REPORTED_ELEMENTS = text(
 )
 _LATEST = text(
     """
-    SELECT o.subject_id, o.element, o.value, o.observed_at,
+    SELECT o.subject_id, o.element, o.value, o.observed_at, o.dated,
            r.version, r.fields -> o.element AS canonical, r.stamps ->> o.element AS stamp,
            CAST(r.element_versions ->> o.element AS int) AS element_version
     FROM (
-        SELECT DISTINCT ON (subject_id, element) subject_id, element, value, observed_at
+        SELECT DISTINCT ON (subject_id, element) subject_id, element, value, observed_at, dated
         FROM observations
         WHERE resource_code = :resource AND department = :department
           AND element = ANY(CAST(:elements AS text[]))
@@ -89,7 +89,9 @@ def _partition(rows: list[Any]) -> tuple[list[crosscheck.Reported], dict[str, Cu
     reported = []
     current: dict[str, Current] = {}
     for row in rows:
-        reported.append(crosscheck.Reported(row.subject_id, row.element, row.value, row.observed_at))
+        reported.append(
+            crosscheck.Reported(row.subject_id, row.element, row.value, row.observed_at, dated=row.dated)
+        )
         if row.version is None:
             continue
         record = current.setdefault(row.subject_id, Current(row.version, {}, {}, {}))

@@ -241,11 +241,15 @@ async def start_run(
         ),
     )
     state = request.app.state
-    work = reconcile.execute(
-        state.engine, state.sessionmaker, run.id, state.settings.discrepancy_working_days
-    )
+
+    async def start() -> None:
+        work = reconcile.execute(
+            state.engine, state.sessionmaker, run.id, state.settings.discrepancy_working_days
+        )
+        state.jobs.start(f"reconcile {run.id}", work)
+
     # Started once the response (and so the transaction that queued the run) has gone out.
-    background.add_task(state.jobs.start, f"reconcile {run.id}", work)
+    background.add_task(start)
     return reconcile.out(run)
 
 

@@ -36,6 +36,7 @@ class Reported:
     value: Any
     observed_at: datetime
     note: str | None = None
+    dated: bool = False  # observed_at was given by the reporter, not the time the report arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,9 @@ def compare(
 ) -> list[Compared]:
     """Each report against the element's current canonical value (pure).
 
-    A report observed before the canonical value became true is ``stale``: the world may have changed since,
-    so it is kept but counts neither for nor against the value. A null on either side states nothing.
+    A report dated by its reporter before the canonical value became true is ``stale``: the world may have
+    changed since, so it is kept but counts neither for nor against the value. An undated report states what
+    the reporter holds now and is compared. A null on either side states nothing.
     """
     results = []
     for item in reported:
@@ -65,7 +67,7 @@ def compare(
             continue
         version = record.versions.get(item.element, record.version)
         canonical = record.fields[item.element]
-        if stamp(item.observed_at) < record.stamps.get(item.element, ""):
+        if item.dated and stamp(item.observed_at) < record.stamps.get(item.element, ""):
             outcome = Outcome.stale
         elif rules.matchers[item.element](canonical, item.value):
             outcome = Outcome.agrees

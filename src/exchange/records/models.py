@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Index,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Text,
+    false,
     func,
     text,
 )
@@ -83,6 +85,9 @@ class Observation(Base):
     department: Mapped[str] = mapped_column(String(18))
     client_id: Mapped[str] = mapped_column(String(64))
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    dated: Mapped[bool] = mapped_column(
+        Boolean, server_default=false(), comment="observed_at was given by the reporter"
+    )
     outcome: Mapped[str | None] = mapped_column(String(12), comment="the comparison when it was reported")
     note: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -95,12 +95,12 @@ _VERSIONS = text(
 _OBSERVATIONS = text(
     """
     INSERT INTO observations (resource_code, subject_id, element, value, department, client_id, observed_at,
-                              outcome, note, recorded_at)
+                              dated, outcome, note, recorded_at)
     SELECT :resource, u.subject_id, u.element, u.value::jsonb, :department, :client, u.observed_at,
-           u.outcome, u.note, :now
+           u.dated, u.outcome, u.note, :now
     FROM unnest(CAST(:ids AS text[]), CAST(:elements AS text[]), CAST(:values AS text[]),
-                CAST(:observed_at AS timestamptz[]), CAST(:outcomes AS text[]), CAST(:notes AS text[]))
-         AS u(subject_id, element, value, observed_at, outcome, note)
+                CAST(:observed_at AS timestamptz[]), CAST(:dated AS boolean[]), CAST(:outcomes AS text[]),
+                CAST(:notes AS text[])) AS u(subject_id, element, value, observed_at, dated, outcome, note)
     """
 )
 
@@ -122,6 +122,7 @@ class NewObservation:
     observed_at: datetime
     outcome: str
     note: str | None = None
+    dated: bool = False
 
 
 async def save_versions(
@@ -192,6 +193,7 @@ async def save_observations(
             "elements": [o.element for o in observations],
             "values": [_json(o.value) for o in observations],
             "observed_at": [o.observed_at for o in observations],
+            "dated": [o.dated for o in observations],
             "outcomes": [o.outcome for o in observations],
             "notes": [o.note for o in observations],
         },

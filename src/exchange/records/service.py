@@ -70,6 +70,7 @@ class Prepared:
     canonical: dict[str, Any]
     observed: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    dated: bool = False  # the publisher said when the values became true (valid_from)
 
 
 def prepare(
@@ -111,7 +112,7 @@ def prepare(
         else:
             observed[name] = value
     warnings = [f"subject_id: {w}" for w in checked_id.warnings] + checked.warnings
-    return Prepared(subject_id, valid_from, canonical, observed, warnings)
+    return Prepared(subject_id, valid_from, canonical, observed, warnings, raw_from is not None)
 
 
 def parse_instant(value: Any) -> datetime:
@@ -212,7 +213,7 @@ async def apply(
             else:
                 untouched.append(item.subject_id)
         reported += [
-            crosscheck.Reported(item.subject_id, name, value, item.valid_from)
+            crosscheck.Reported(item.subject_id, name, value, item.valid_from, dated=item.dated)
             for name, value in item.observed.items()
         ]
         changed_by_item.append((item, version, list(changed)))
@@ -234,6 +235,7 @@ async def apply(
                 c.reported.value,
                 c.reported.observed_at,
                 c.outcome.value,
+                dated=c.reported.dated,
             )
             for c in compared
         ],
