@@ -138,45 +138,41 @@ async def keep(
     return {(o.subject_id, o.element): o for o in opened}
 
 
-@dataclass(frozen=True, slots=True)
-class CanonicalChange:
-    subject_id: str
-    element: str
-    version: int
-    value: Any
-
-
 async def on_canonical_change(
-    session: AsyncSession, rules: ResourceRules, changes: Sequence[CanonicalChange], now: datetime
+    session: AsyncSession,
+    rules: ResourceRules,
+    moved: Mapping[str, Sequence[str]],
+    current: Mapping[str, Current],
+    now: datetime,
 ) -> list[uuid.UUID]:
     """Settle open discrepancies whose doubted value the source has just replaced; returns those corrected.
 
     A new value that matches a report closes the discrepancy as corrected (and that report now corroborates
     it); a new value that matches none leaves it open on the new value, which the reports still contradict.
     """
-    if not changes:
+    if not moved:
         return []
     code = rules.spec.code
-    changed = {(c.subject_id, c.element): c for c in changes}
-    reports = await repository.active_reports(session, code, sorted({c.subject_id for c in changes}))
+    reports = await repository.active_reports(session, code, list(moved))
     by_discrepancy: dict[uuid.UUID, list[repository.ActiveReport]] = defaultdict(list)
     for report in reports:
-        if (report.subject_id, report.element) in changed:
+        if report.element in moved[report.subject_id]:
             by_discrepancy[report.discrepancy_id].append(report)
     corrected: list[tuple[uuid.UUID, int, str]] = []
     carried: list[tuple[uuid.UUID, int, Any]] = []
     confirming: list[tuple[Agreement, str]] = []
     for discrepancy_id, group in by_discrepancy.items():
-        change = changed[(group[0].subject_id, group[0].element)]
-        matches = rules.matchers[change.element]
-        agreeing = sorted(r.department for r in group if matches(change.value, r.value))
+        subject_id, element = group[0].subject_id, group[0].element
+        record = current[subject_id]
+        value, version = record.fields.get(element), record.versions[element]
+        matches = rules.matchers[element]
+        agreeing = sorted(r.department for r in group if matches(value, r.value))
         if agreeing:
             note = f"the source published a value matching the report of {', '.join(agreeing)}"
-            corrected.append((discrepancy_id, change.version, note))
-            agreement = Agreement(change.subject_id, change.element, change.version)
-            confirming += [(agreement, department) for department in agreeing]
+            corrected.append((discrepancy_id, version, note))
+            confirming += [(Agreement(subject_id, element, version), department) for department in agreeing]
         else:
-            carried.append((discrepancy_id, change.version, change.value))
+            carried.append((discrepancy_id, version, value))
     await repository.correct(session, corrected, by=HUB, now=now)
     await repository.carry(session, carried)
     await repository.corroborate_many(session, code, confirming, now)

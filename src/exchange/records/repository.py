@@ -19,6 +19,7 @@ class Current:
     fields: dict[str, Any]
     stamps: dict[str, str]
     versions: dict[str, int]
+    updated_at: datetime | None = None
 
 
 def _json(value: Any) -> str:
@@ -40,7 +41,7 @@ _ENSURE = text(
 )
 _LOCK = text(
     """
-    SELECT subject_id, version, fields, stamps, element_versions FROM records
+    SELECT subject_id, version, fields, stamps, element_versions, updated_at FROM records
     WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[]))
     ORDER BY subject_id FOR UPDATE
     """
@@ -64,7 +65,7 @@ async def lock_current(
 
 
 def _current(row: Any) -> Current:
-    return Current(row.version, row.fields, row.stamps, row.element_versions)
+    return Current(row.version, row.fields, row.stamps, row.element_versions, row.updated_at)
 
 
 _SAVE = text(
@@ -202,7 +203,7 @@ async def save_observations(
 
 _CURRENT = text(
     """
-    SELECT subject_id, version, fields, stamps, element_versions FROM records
+    SELECT subject_id, version, fields, stamps, element_versions, updated_at FROM records
     WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[])) AND version > 0
     """
 )

@@ -34,6 +34,9 @@ from exchange.records.validation import ResourceRules
 
 # Clocks of department systems drift; a valid_from this far ahead of the hub's clock is still "now".
 CLOCK_SKEW = timedelta(minutes=5)
+# A record the source publishes again unchanged counts as fresh from then on; within this long of the last
+# time it is not written again, so an extract republished at once costs no writes.
+FRESHNESS_RESOLUTION = timedelta(hours=1)
 
 
 _rules_cache: dict[tuple[str, int], ResourceRules] = {}
@@ -192,7 +195,7 @@ async def apply(
     current = await repository.lock_current(session, code, owned, observing) if items else {}
     versions: list[NewVersion] = []
     untouched: list[str] = []
-    changes: list[crosscheck.CanonicalChange] = []
+    moved_by_subject: dict[str, list[str]] = {}
     reported: list[crosscheck.Reported] = []
     changed_by_item = []
     for item in items:
@@ -206,11 +209,10 @@ async def apply(
                 version = record.version = record.version + 1
                 for name in moved:
                     record.versions[name] = version
-                    changes.append(
-                        crosscheck.CanonicalChange(item.subject_id, name, version, record.fields[name])
-                    )
+                if moved:
+                    moved_by_subject[item.subject_id] = moved
                 versions.append(NewVersion(item.subject_id, version, item.valid_from, changed, record))
-            else:
+            elif record.updated_at is None or now - record.updated_at > FRESHNESS_RESOLUTION:
                 untouched.append(item.subject_id)
         reported += [
             crosscheck.Reported(item.subject_id, name, value, item.valid_from, dated=item.dated)
@@ -221,7 +223,7 @@ async def apply(
         session, code, versions, client=principal.client_id, department=principal.department_code, now=now
     )
     await repository.touch(session, code, untouched, now)
-    await crosscheck.on_canonical_change(session, rules, changes, now)
+    await crosscheck.on_canonical_change(session, rules, moved_by_subject, current, now)
     compared = crosscheck.compare(rules, reported, current)
     reporter = crosscheck.Reporter(principal.department_code, principal.client_id)
     opened = await crosscheck.keep(session, rules, reporter, compared, now, review_days)
