@@ -72,7 +72,6 @@ def upgrade() -> None:
             "resource_code", "subject_id", "element", "canonical_version", name="uq_discrepancies_value"
         ),
     )
-    op.create_index("ix_discrepancies_resource", "discrepancies", ["resource_code", "status"], unique=False)
     op.create_index(
         "ix_discrepancies_source", "discrepancies", ["source_department", "status", "opened_at"], unique=False
     )
@@ -222,6 +221,5 @@ def downgrade() -> None:
         "uq_discrepancies_open", table_name="discrepancies", postgresql_where=sa.text("status = 'open'")
     )
     op.drop_index("ix_discrepancies_source", table_name="discrepancies")
-    op.drop_index("ix_discrepancies_resource", table_name="discrepancies")
     op.drop_table("discrepancies")
     op.drop_table("corroborations")

@@ -118,6 +118,11 @@ async def test_agreeing_reports_are_counted_as_corroboration(
     assert first.json() == {"outcome": "agrees", "corroborations": 2, "discrepancy": None}
     again = await _report(http, health, subject, "Zhang San")
     assert again.json()["corroborations"] == 2, "one department corroborates a value once"
+    changed_mind = await _report(http, health, subject, "Zhang Shan")
+    assert changed_mind.json()["corroborations"] == 1, (
+        "a department that now disagrees no longer corroborates"
+    )
+    await _report(http, health, subject, "zhang san")
     quality = await http.get("/v1/quality/resources/population.person", headers=police)
     name = next(e for e in quality.json()["elements"] if e["element"] == "name")
     assert (name["agreeing"], name["disagreeing"], name["consistency"]) == (2, 0, 1.0)

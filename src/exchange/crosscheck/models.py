@@ -49,7 +49,6 @@ class Discrepancy(Base):
             postgresql_where=text("status = 'open'"),
         ),
         Index("ix_discrepancies_source", "source_department", "status", "opened_at"),
-        Index("ix_discrepancies_resource", "resource_code", "status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.catalog.schemas import UpdateCycle
+from exchange.crosscheck.repository import NOT_SINCE_CONTRADICTED
 from exchange.crosscheck.schemas import ElementQuality, Freshness, OpenDiscrepancies, QualityOut
 from exchange.records.validation import ResourceRules
 
@@ -43,14 +44,15 @@ _FILLED = text(
 )
 # Agreement with the value the record holds now: corroborations of its current element version.
 _AGREEING = text(
-    """
+    f"""
     SELECT c.element, count(*) AS n
     FROM corroborations AS c
     JOIN records AS r ON r.resource_code = c.resource_code AND r.subject_id = c.subject_id
     WHERE c.resource_code = :resource
       AND CAST(r.element_versions ->> c.element AS int) = c.canonical_version
+      AND {NOT_SINCE_CONTRADICTED}
     GROUP BY c.element
-    """
+    """  # noqa: S608 (a constant fragment, no input)
 )
 # Disagreement still standing: reports not withdrawn, on discrepancies open or confirmed by the source, about
 # the value the record holds now.

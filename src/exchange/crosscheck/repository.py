@@ -12,6 +12,15 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+# A corroboration counts unless the same department has since reported a different value for the same
+# canonical version (its report stands on an open or confirmed discrepancy).
+NOT_SINCE_CONTRADICTED = """NOT EXISTS (
+    SELECT 1 FROM discrepancies AS x
+    JOIN discrepancy_reports AS xr ON xr.discrepancy_id = x.id AND xr.withdrawn_at IS NULL
+    WHERE x.resource_code = c.resource_code AND x.subject_id = c.subject_id AND x.element = c.element
+      AND x.canonical_version = c.canonical_version AND x.status IN ('open', 'confirmed')
+      AND xr.department = c.department)"""
+
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -71,15 +80,6 @@ _REPORT = text(
         times = r.times + CASE WHEN :again THEN 1 ELSE 0 END, withdrawn_at = NULL
     """
 )
-_UNCORROBORATE = text(
-    """
-    DELETE FROM corroborations AS c
-    USING unnest(CAST(:ids AS text[]), CAST(:elements AS text[]), CAST(:versions AS int[]))
-          AS u(subject_id, element, version)
-    WHERE c.resource_code = :resource AND c.department = :department AND c.subject_id = u.subject_id
-      AND c.element = u.element AND c.canonical_version = u.version
-    """
-)
 
 
 async def open_discrepancies(
@@ -127,16 +127,6 @@ async def open_discrepancies(
             "notes": [d.note for d in doubts],
         },
     )
-    await session.execute(
-        _UNCORROBORATE,
-        {
-            "resource": resource,
-            "department": department,
-            "ids": [d.subject_id for d in doubts],
-            "elements": [d.element for d in doubts],
-            "versions": [d.version for d in doubts],
-        },
-    )
     return opened
 
 
@@ -158,16 +148,11 @@ _CORROBORATE = text(
     ON CONFLICT ON CONSTRAINT pk_corroborations DO UPDATE SET confirmed_at = excluded.confirmed_at
     """
 )
-_WITHDRAW_AGREEING = text(
+_WITHDRAW = text(
     """
-    UPDATE discrepancy_reports AS r SET withdrawn_at = :now
-    FROM discrepancies AS d,
-         unnest(CAST(:ids AS text[]), CAST(:elements AS text[]), CAST(:versions AS int[]))
-         AS u(subject_id, element, version)
-    WHERE d.resource_code = :resource AND d.status = 'open' AND d.subject_id = u.subject_id
-      AND d.element = u.element AND d.canonical_version = u.version
-      AND r.discrepancy_id = d.id AND r.department = :department AND r.withdrawn_at IS NULL
-    RETURNING r.discrepancy_id
+    UPDATE discrepancy_reports SET withdrawn_at = :now
+    WHERE discrepancy_id = ANY(CAST(:ids AS uuid[])) AND department = :department AND withdrawn_at IS NULL
+    RETURNING discrepancy_id
     """
 )
 
@@ -180,17 +165,15 @@ async def corroborate(
     if not agreements:
         return []
     await corroborate_many(session, resource, [(a, department) for a in agreements], now)
-    rows = await session.execute(
-        _WITHDRAW_AGREEING,
-        {
-            "resource": resource,
-            "department": department,
-            "now": now,
-            "ids": [a.subject_id for a in agreements],
-            "elements": [a.element for a in agreements],
-            "versions": [a.version for a in agreements],
-        },
-    )
+    agreeing = set(agreements)
+    candidates = [
+        d.id
+        for d in await open_for_subjects(session, resource, sorted({a.subject_id for a in agreements}))
+        if Agreement(d.subject_id, d.element, d.canonical_version) in agreeing
+    ]
+    if not candidates:
+        return []
+    rows = await session.execute(_WITHDRAW, {"ids": candidates, "department": department, "now": now})
     return [row.discrepancy_id for row in rows]
 
 
@@ -234,14 +217,40 @@ async def close_unreported(
     return [row.id for row in rows]
 
 
-_ACTIVE_REPORTS = text(
+# Two single-table statements with ``= ANY`` filters rather than one join: each reads a number of rows linear
+# in what it returns, whatever plan the statistics of fast-growing tables suggest.
+_OPEN_FOR_SUBJECTS = text(
     """
-    SELECT d.id, d.subject_id, d.element, r.department, r.value
-    FROM discrepancies AS d
-    JOIN discrepancy_reports AS r ON r.discrepancy_id = d.id AND r.withdrawn_at IS NULL
-    WHERE d.resource_code = :resource AND d.status = 'open' AND d.subject_id = ANY(CAST(:ids AS text[]))
+    SELECT d.id, d.subject_id, d.element, d.canonical_version
+    FROM unnest(CAST(:ids AS text[])) AS u(subject_id)
+    CROSS JOIN LATERAL (
+        SELECT id, subject_id, element, canonical_version FROM discrepancies
+        WHERE resource_code = :resource AND status = 'open' AND subject_id = u.subject_id
+        OFFSET 0
+    ) AS d
     """
 )
+_STANDING_REPORTS = text(
+    """
+    SELECT discrepancy_id, department, value FROM discrepancy_reports
+    WHERE discrepancy_id = ANY(CAST(:ids AS uuid[])) AND withdrawn_at IS NULL
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDiscrepancy:
+    id: uuid.UUID
+    subject_id: str
+    element: str
+    canonical_version: int
+
+
+async def open_for_subjects(
+    session: AsyncSession, resource: str, subject_ids: Sequence[str]
+) -> list[OpenDiscrepancy]:
+    rows = await session.execute(_OPEN_FOR_SUBJECTS, {"resource": resource, "ids": list(subject_ids)})
+    return [OpenDiscrepancy(r.id, r.subject_id, r.element, r.canonical_version) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,9 +265,21 @@ class ActiveReport:
 async def active_reports(
     session: AsyncSession, resource: str, subject_ids: Sequence[str]
 ) -> list[ActiveReport]:
-    """The reports on open discrepancies of these subjects."""
-    rows = await session.execute(_ACTIVE_REPORTS, {"resource": resource, "ids": list(subject_ids)})
-    return [ActiveReport(r.id, r.subject_id, r.element, r.department, r.value) for r in rows]
+    """The reports still standing on open discrepancies of these subjects."""
+    found = {d.id: d for d in await open_for_subjects(session, resource, subject_ids)}
+    if not found:
+        return []
+    rows = await session.execute(_STANDING_REPORTS, {"ids": list(found)})
+    return [
+        ActiveReport(
+            r.discrepancy_id,
+            found[r.discrepancy_id].subject_id,
+            found[r.discrepancy_id].element,
+            r.department,
+            r.value,
+        )
+        for r in rows
+    ]
 
 
 _CORRECT = text(
@@ -267,7 +288,7 @@ _CORRECT = text(
            resolution_note = u.note, corrected_version = u.version
     FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS int[]), CAST(:notes AS text[]))
          AS u(id, version, note)
-    WHERE d.id = u.id AND d.status = 'open'
+    WHERE d.id = u.id AND d.id = ANY(CAST(:ids AS uuid[])) AND d.status = 'open'
     """
 )
 _CARRY = text(
@@ -275,7 +296,7 @@ _CARRY = text(
     UPDATE discrepancies AS d SET canonical_version = u.version, canonical_value = u.value::jsonb
     FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS int[]), CAST(:values AS text[]))
          AS u(id, version, value)
-    WHERE d.id = u.id AND d.status = 'open'
+    WHERE d.id = u.id AND d.id = ANY(CAST(:ids AS uuid[])) AND d.status = 'open'
     """
 )
 
@@ -329,11 +350,11 @@ async def under_review(
 
 
 _CORROBORATION_COUNT = text(
-    """
-    SELECT count(*) FROM corroborations
-    WHERE resource_code = :resource AND subject_id = :subject AND element = :element
-      AND canonical_version = :version
-    """
+    f"""
+    SELECT count(*) FROM corroborations AS c
+    WHERE c.resource_code = :resource AND c.subject_id = :subject AND c.element = :element
+      AND c.canonical_version = :version AND {NOT_SINCE_CONTRADICTED}
+    """  # noqa: S608 (a constant fragment, no input)
 )
 
 
