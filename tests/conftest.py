@@ -104,6 +104,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         public_url=TEST_ISSUER,
         log_json=True,
         db_pool_size=5,
+        delivery_in_serve=False,  # tests that deliver webhooks run a deliverer of their own
+        webhook_allowed_networks="127.0.0.0/8",
     )
 
 

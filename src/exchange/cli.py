@@ -10,7 +10,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -40,6 +40,7 @@ from exchange.db.engine import create_engine, create_sessionmaker
 from exchange.db.session import transaction
 from exchange.departments import service as departments
 from exchange.errors import ExchangeError
+from exchange.subscriptions.delivery import Deliverer
 
 app = typer.Typer(
     help="The exchange hub for a city's population, legal-entity and geospatial base data.",
@@ -205,6 +206,22 @@ def serve(
             proxy_headers=True,
             server_header=False,
         )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Subscriptions served at once by this process.")] = 4,
+) -> None:
+    """Deliver webhooks of subscriptions (run any number, against the same database)."""
+    settings = get_settings()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    async def work(engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        await Deliverer(engine, sessionmaker, settings).run(concurrency)
+
+    err.print(f"delivering webhooks with {concurrency} concurrent subscriptions; stop with Ctrl-C")
+    with suppress(KeyboardInterrupt):
+        _run_with_database(settings, work)
 
 
 def _catalog_actor() -> Actor:

@@ -49,7 +49,25 @@ class Settings(BaseSettings):
     grant_max_days: int = Field(
         default=1095, ge=1, description="The longest period a grant may be asked for."
     )
+    webhook_allowed_networks: str = Field(
+        default="", description="CIDRs webhooks may target although private, loopback or link-local."
+    )
+    webhook_retry_schedule: str = Field(
+        default="0,5,300,1800,7200,18000,36000,36000",
+        description="Seconds before each delivery attempt (Standard Webhooks); then a dead letter.",
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_pause_after_dead: int = Field(
+        default=3, ge=1, description="Dead-lettered events in a row after which a subscription is paused."
+    )
+    delivery_in_serve: bool = Field(
+        default=True, description="`exchange serve` also delivers webhooks (as `exchange worker` does)."
+    )
     catalog_dir: Path | None = Field(default=None, description="Catalogue YAML applied by `exchange serve`.")
+
+    @property
+    def retry_schedule(self) -> list[float]:
+        return [float(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
 
     @property
     def issuer(self) -> str:

@@ -32,6 +32,8 @@ from exchange.logs import configure_logging
 from exchange.observability import RequestContextMiddleware, metrics_response
 from exchange.records.router import open_router as open_records_router
 from exchange.records.router import router as records_router
+from exchange.subscriptions.delivery import Deliverer
+from exchange.subscriptions.router import router as subscriptions_router
 
 DESCRIPTION = """\
 The city's exchange hub for the population (人口), legal-entity (法人) and geospatial (空间地理) base data.
@@ -59,6 +61,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.integrator = Integrator(engine, app.state.sessionmaker, app.state.keys)
         integrator = asyncio.create_task(app.state.integrator.run())
         app.state.jobs = Jobs()
+        if settings.delivery_in_serve:
+            # Webhooks go out from the serving processes too; `exchange worker` adds capacity.
+            deliverer = Deliverer(engine, app.state.sessionmaker, settings)
+            app.state.jobs.start("webhook delivery", deliverer.run())
         try:
             yield
         finally:
@@ -88,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sharing_router)
     app.include_router(audit_router)
     app.include_router(crosscheck_router)
+    app.include_router(subscriptions_router)
     app.include_router(open_records_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")

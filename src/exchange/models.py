@@ -9,6 +9,7 @@ from exchange.db.base import Base
 from exchange.departments.models import Department
 from exchange.idempotency.models import IdempotencyKey
 from exchange.records.models import Observation, RateWindow, Record, RecordVersion
+from exchange.subscriptions.models import ChangeEvent, Delivery, Subscription
 
 metadata = Base.metadata
 
@@ -19,9 +20,11 @@ __all__ = [
     "AuditLink",
     "AuditPending",
     "CatalogChange",
+    "ChangeEvent",
     "Client",
     "ClientAssertion",
     "Corroboration",
+    "Delivery",
     "Department",
     "Discrepancy",
     "DiscrepancyReport",
@@ -39,5 +42,6 @@ __all__ = [
     "Resource",
     "SharingRequest",
     "SigningKey",
+    "Subscription",
     "metadata",
 ]

@@ -20,6 +20,7 @@ from exchange.auth.principal import Principal
 from exchange.crosscheck import repository
 from exchange.crosscheck import service as crosscheck
 from exchange.crosscheck.models import Discrepancy, DiscrepancyReport
+from exchange.crosscheck.repository import Settled
 from exchange.crosscheck.schemas import (
     DiscrepancyOut,
     ReportBody,
@@ -319,6 +320,8 @@ async def _confirm(
         .where(Discrepancy.id == row.id)
         .values(status="confirmed", resolved_at=now, resolved_by=principal.client_id, resolution_note=note)
     )
+    settled = Settled(row.id, row.subject_id, row.element, row.canonical_version)
+    await crosscheck.announce(session, row.resource_code, [], [settled], now)
 
 
 async def _withdraw(
@@ -336,7 +339,8 @@ async def _withdraw(
     )
     if withdrawn.first() is None:
         raise NotReporter("Your department has no report on this discrepancy to withdraw.")
-    await repository.close_unreported(session, [row.id], by=principal.client_id, note=note, now=now)
+    settled = await repository.close_unreported(session, [row.id], by=principal.client_id, note=note, now=now)
+    await crosscheck.announce(session, row.resource_code, [], settled, now)
 
 
 async def _correct(
@@ -367,6 +371,7 @@ async def _correct(
         raise NotACorrection("The value sent is the canonical value already: confirm it instead.")
     # Publishing has closed it already if the value matches a report, or moved it onto the new value if not:
     # it is about the value it doubted, and the source's own note wins.
+    still_open = await session.scalar(select(Discrepancy.status).where(Discrepancy.id == row.id)) == "open"
     await session.execute(
         update(Discrepancy)
         .where(Discrepancy.id == row.id)
@@ -380,3 +385,6 @@ async def _correct(
             corrected_version=result.version,
         )
     )
+    if still_open:
+        settled = Settled(row.id, row.subject_id, row.element, result.version)
+        await crosscheck.announce(session, row.resource_code, [], [settled], now)

@@ -44,8 +44,10 @@ class Opened:
     id: uuid.UUID
     subject_id: str
     element: str
+    version: int
     status: str
-    new: bool
+    new: bool  # opened by this statement
+    fresh: bool  # open because of this statement: new, or a withdrawn one reopened
 
 
 _OPEN = text(
@@ -64,7 +66,8 @@ _OPEN = text(
         resolved_by = CASE WHEN d.status = 'withdrawn' THEN NULL ELSE d.resolved_by END,
         resolution_note = CASE WHEN d.status = 'withdrawn' THEN NULL ELSE d.resolution_note END,
         due_at = CASE WHEN d.status = 'withdrawn' THEN excluded.due_at ELSE d.due_at END
-    RETURNING d.id, d.subject_id, d.element, d.status, (d.opened_at = :now) AS new
+    RETURNING d.id, d.subject_id, d.element, d.canonical_version, d.status, (d.opened_at = :now) AS new,
+              (d.status = 'open' AND d.due_at = :due) AS fresh
     """
 )
 _REPORT = text(
@@ -113,7 +116,10 @@ async def open_discrepancies(
             "sources": [d.source for d in doubts],
         },
     )
-    opened = [Opened(row.id, row.subject_id, row.element, row.status, row.new) for row in rows]
+    opened = [
+        Opened(row.id, row.subject_id, row.element, row.canonical_version, row.status, row.new, row.fresh)
+        for row in rows
+    ]
     by_pair = {(o.subject_id, o.element): o.id for o in opened}
     await session.execute(
         _REPORT,
@@ -202,19 +208,27 @@ _CLOSE_UNREPORTED = text(
     WHERE d.id = ANY(CAST(:ids AS uuid[])) AND d.status = 'open'
       AND NOT EXISTS (SELECT 1 FROM discrepancy_reports AS r
                       WHERE r.discrepancy_id = d.id AND r.withdrawn_at IS NULL)
-    RETURNING d.id
+    RETURNING d.id, d.subject_id, d.element, d.canonical_version
     """
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    id: uuid.UUID
+    subject_id: str
+    element: str
+    version: int
+
+
 async def close_unreported(
     session: AsyncSession, ids: Sequence[uuid.UUID], *, by: str, note: str, now: datetime
-) -> list[uuid.UUID]:
+) -> list[Settled]:
     """Withdraw the open discrepancies among ``ids`` that no department still reports."""
     if not ids:
         return []
     rows = await session.execute(_CLOSE_UNREPORTED, {"ids": list(ids), "by": by, "note": note, "now": now})
-    return [row.id for row in rows]
+    return [Settled(row.id, row.subject_id, row.element, row.canonical_version) for row in rows]
 
 
 # Two single-table statements with ``= ANY`` filters rather than one join: each reads a number of rows linear
@@ -289,6 +303,7 @@ _CORRECT = text(
     FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS int[]), CAST(:notes AS text[]))
          AS u(id, version, note)
     WHERE d.id = u.id AND d.id = ANY(CAST(:ids AS uuid[])) AND d.status = 'open'
+    RETURNING d.id, d.subject_id, d.element, u.version
     """
 )
 _CARRY = text(
@@ -303,19 +318,21 @@ _CARRY = text(
 
 async def correct(
     session: AsyncSession, items: Sequence[tuple[uuid.UUID, int, str]], *, by: str, now: datetime
-) -> None:
+) -> list[Settled]:
     """Close discrepancies as corrected: (id, the version that corrected the value, note)."""
-    if items:
-        await session.execute(
-            _CORRECT,
-            {
-                "now": now,
-                "by": by,
-                "ids": [i for i, _, _ in items],
-                "versions": [v for _, v, _ in items],
-                "notes": [n for _, _, n in items],
-            },
-        )
+    if not items:
+        return []
+    rows = await session.execute(
+        _CORRECT,
+        {
+            "now": now,
+            "by": by,
+            "ids": [i for i, _, _ in items],
+            "versions": [v for _, v, _ in items],
+            "notes": [n for _, _, n in items],
+        },
+    )
+    return [Settled(row.id, row.subject_id, row.element, row.version) for row in rows]
 
 
 async def carry(session: AsyncSession, items: Sequence[tuple[uuid.UUID, int, Any]]) -> None:

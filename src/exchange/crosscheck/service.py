@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.access.workdays import add_working_days
 from exchange.crosscheck import repository
-from exchange.crosscheck.repository import Agreement, Doubt, Opened
+from exchange.crosscheck.repository import Agreement, Doubt, Opened, Settled
 from exchange.crosscheck.schemas import Outcome
 from exchange.records.repository import Current, stamp
 from exchange.records.validation import ResourceRules
+from exchange.subscriptions import outbox
 
 HUB = "hub"  # ``resolved_by`` of what the hub settles by itself
 
@@ -132,10 +133,28 @@ async def keep(
         again=again,
     )
     lost = await repository.corroborate(session, code, agreements, department=reporter.department, now=now)
-    await repository.close_unreported(
+    settled = await repository.close_unreported(
         session, lost, by=HUB, note="every reporting department now reports a value that agrees", now=now
     )
+    await announce(session, code, [o for o in opened if o.fresh], settled, now)
     return {(o.subject_id, o.element): o for o in opened}
+
+
+async def announce(
+    session: AsyncSession,
+    resource: str,
+    under_review: Sequence[Opened],
+    settled: Sequence[Settled],
+    now: datetime,
+) -> None:
+    """Tell subscribers which elements came under review and which reviews were settled."""
+    await outbox.review_changes(
+        session,
+        resource,
+        [outbox.ReviewChange(o.subject_id, o.element, o.version, settled=False) for o in under_review]
+        + [outbox.ReviewChange(s.subject_id, s.element, s.version, settled=True) for s in settled],
+        now,
+    )
 
 
 async def on_canonical_change(
@@ -173,7 +192,7 @@ async def on_canonical_change(
             confirming += [(Agreement(subject_id, element, version), department) for department in agreeing]
         else:
             carried.append((discrepancy_id, version, value))
-    await repository.correct(session, corrected, by=HUB, now=now)
+    await announce(session, code, [], await repository.correct(session, corrected, by=HUB, now=now), now)
     await repository.carry(session, carried)
     await repository.corroborate_many(session, code, confirming, now)
     return [discrepancy_id for discrepancy_id, _, _ in corrected]

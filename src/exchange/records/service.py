@@ -31,6 +31,7 @@ from exchange.records.schemas import (
     VerifyResult,
 )
 from exchange.records.validation import ResourceRules
+from exchange.subscriptions import outbox
 
 # Clocks of department systems drift; a valid_from this far ahead of the hub's clock is still "now".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -133,23 +134,24 @@ def parse_instant(value: Any) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _changes(item: Prepared, current: Current) -> tuple[dict[str, Any], list[str]]:
-    """The values that make a new version, and the elements whose current value moves.
+def _changes(item: Prepared, current: Current) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values that make a new version, and the elements whose current value moves (with the value
+    each had before).
 
     A value whose valid_from is not older than the current one replaces it if it differs. An older one is
     a report about the past: it goes into the history (as-of reads see it) but leaves the present alone.
     """
     changed: dict[str, Any] = {}
-    moved = []
+    moved: dict[str, Any] = {}
     moment = stamp(item.valid_from)
     for name, value in item.canonical.items():
         held = current.stamps.get(name)
         if held is None or moment >= held:
             if current.fields.get(name) != value:
                 changed[name] = value
+                moved[name] = current.fields.get(name)
                 current.fields[name] = value
                 current.stamps[name] = moment
-                moved.append(name)
         else:
             changed[name] = value
     return changed, moved
@@ -196,6 +198,7 @@ async def apply(
     versions: list[NewVersion] = []
     untouched: list[str] = []
     moved_by_subject: dict[str, list[str]] = {}
+    events: list[outbox.RecordChange] = []
     reported: list[crosscheck.Reported] = []
     changed_by_item = []
     for item in items:
@@ -210,7 +213,12 @@ async def apply(
                 for name in moved:
                     record.versions[name] = version
                 if moved:
-                    moved_by_subject[item.subject_id] = moved
+                    moved_by_subject[item.subject_id] = list(moved)
+                events.append(
+                    outbox.RecordChange(
+                        item.subject_id, version, list(changed), item.valid_from, dict(record.fields), moved
+                    )
+                )
                 versions.append(NewVersion(item.subject_id, version, item.valid_from, changed, record))
             elif record.updated_at is None or now - record.updated_at > FRESHNESS_RESOLUTION:
                 untouched.append(item.subject_id)
@@ -222,6 +230,7 @@ async def apply(
     await repository.save_versions(
         session, code, versions, client=principal.client_id, department=principal.department_code, now=now
     )
+    await outbox.record_changes(session, code, events, now)
     await repository.touch(session, code, untouched, now)
     await crosscheck.on_canonical_change(session, rules, moved_by_subject, current, now)
     compared = crosscheck.compare(rules, reported, current)
@@ -327,6 +336,28 @@ def canonical_subject_ids(rules: ResourceRules, values: Sequence[str], field: st
     return canonical
 
 
+async def decide_for(
+    session: AsyncSession,
+    rules: ResourceRules,
+    department: str,
+    purpose: str,
+    elements: Sequence[str],
+    access: Access,
+    now: datetime,
+) -> Decision:
+    """The policy decision for ``department`` using ``elements`` of the resource for ``purpose`` now."""
+    grants = await access_repository.grants_for(session, department, rules.spec.code, purpose, now)
+    return decide(
+        department=department,
+        rules=_element_rules(rules),
+        requested=elements,
+        access=access,
+        purpose=purpose,
+        grants=grants,
+        now=now,
+    )
+
+
 async def authorize(
     session: AsyncSession,
     rules: ResourceRules,
@@ -337,18 +368,8 @@ async def authorize(
 ) -> Decision:
     """Ask the policy decision point; a denial is raised as ``unauthorized_field`` (and audited)."""
     assert use.purpose is not None
-    now = datetime.now(UTC)
-    grants = await access_repository.grants_for(
-        session, principal.department_code, rules.spec.code, use.purpose, now
-    )
-    decision = decide(
-        department=principal.department_code,
-        rules=_element_rules(rules),
-        requested=elements,
-        access=access,
-        purpose=use.purpose,
-        grants=grants,
-        now=now,
+    decision = await decide_for(
+        session, rules, principal.department_code, use.purpose, elements, access, datetime.now(UTC)
     )
     if not decision.allowed:
         raise UnauthorizedField(rules.spec.code, decision.missing, decision.reason)
