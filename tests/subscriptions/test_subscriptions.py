@@ -319,3 +319,39 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
     assert order[0] == order[1] == subjects[0], "the interrupted event is sent again"
     assert ids[0] == ids[1], "with the same webhook-id, so the receiver can de-duplicate"
     assert order[1:] == subjects
+
+
+@pytest.mark.usefixtures("granted")
+async def test_subscribers_hear_when_a_value_comes_under_review_and_when_it_is_settled(
+    app: Any, http: httpx.AsyncClient, police: Headers, civil: Headers, health: Headers
+) -> None:
+    subscription = (await _subscribe(http, civil, {"mode": "pull"})).json()["id"]
+    subject = await _person(http, police, 690, "壬", "150402001")
+    report = await http.post(
+        "/v1/discrepancies",
+        json={
+            "resource": "population.person",
+            "subject_id": subject,
+            "element": "name",
+            "value": "任",
+            "note": "医保档案",
+        },
+        headers=health,
+    )
+    discrepancy = report.json()["discrepancy"]["id"]
+    await http.post(
+        f"/v1/discrepancies/{discrepancy}:resolve",
+        json={"outcome": "confirmed", "note": "户籍档案为准"},
+        headers=police,
+    )
+    page = await _events(http, civil, subscription)
+    assert [(e["type"], e["data"]["elements"]) for e in page["events"]] == [
+        ("cn.gov.exchange.record.changed", ELEMENTS),
+        ("cn.gov.exchange.record.under_review", ["name"]),
+        ("cn.gov.exchange.record.review_settled", ["name"]),
+    ]
+    async with app.state.sessionmaker() as session:
+        audited = await session.scalar(
+            text("SELECT subject_ids FROM audit_events WHERE action = 'subscriptions.events'")
+        )
+    assert audited == [subject], "the page that carried the events is in the audit log"
