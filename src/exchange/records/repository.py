@@ -68,29 +68,38 @@ def _current(row: Any) -> Current:
     return Current(row.version, row.fields, row.stamps, row.element_versions, row.updated_at)
 
 
+# One statement per chunk: the records' new state, their history, and the change events subscribers read
+# (the transactional outbox of subscriptions/), from one set of parameters parsed once.
 _SAVE = text(
     """
-    UPDATE records AS r SET version = u.version, fields = u.fields::jsonb, stamps = u.stamps::jsonb,
-           element_versions = u.element_versions::jsonb, updated_at = :now
-    FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]), CAST(:fields AS text[]),
-                CAST(:stamps AS text[]), CAST(:element_versions AS text[]))
-         AS u(subject_id, version, fields, stamps, element_versions)
-    WHERE r.resource_code = :resource AND r.subject_id = u.subject_id
+    WITH u AS MATERIALIZED (
+        SELECT u.subject_id, u.version, u.fields::jsonb AS fields, u.stamps::jsonb AS stamps,
+               u.element_versions::jsonb AS element_versions, u.valid_from, u.values::jsonb AS values,
+               u.previous::jsonb AS previous
+        FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]), CAST(:fields AS text[]),
+                    CAST(:stamps AS text[]), CAST(:element_versions AS text[]),
+                    CAST(:valid_from AS timestamptz[]), CAST(:values AS text[]), CAST(:previous AS text[]))
+             AS u(subject_id, version, fields, stamps, element_versions, valid_from, values, previous)
+    ), saved AS (
+        UPDATE records AS r SET version = u.version, fields = u.fields, stamps = u.stamps,
+               element_versions = u.element_versions, updated_at = :now
+        FROM u WHERE r.resource_code = :resource AND r.subject_id = u.subject_id
+    ), history AS (
+        INSERT INTO record_versions (resource_code, subject_id, version, valid_from, recorded_at, values,
+                                     client_id, department)
+        SELECT :resource, u.subject_id, u.version, u.valid_from, :now, u.values, :client, :department FROM u
+    )
+    INSERT INTO change_events (resource_code, subject_id, kind, version, elements, valid_from, recorded_at,
+                               fields, previous)
+    SELECT :resource, u.subject_id, 'record.changed', u.version, ARRAY(SELECT jsonb_object_keys(u.values)),
+           u.valid_from, :now, u.fields, u.previous
+    FROM u
     """
 )
 _TOUCH = text(
     """
     UPDATE records SET updated_at = :now
     WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[]))
-    """
-)
-_VERSIONS = text(
-    """
-    INSERT INTO record_versions (resource_code, subject_id, version, valid_from, recorded_at, values,
-                                 client_id, department)
-    SELECT :resource, u.subject_id, u.version, u.valid_from, :now, u.values::jsonb, :client, :department
-    FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]), CAST(:valid_from AS timestamptz[]),
-                CAST(:values AS text[])) AS u(subject_id, version, valid_from, values)
     """
 )
 _OBSERVATIONS = text(
@@ -113,6 +122,7 @@ class NewVersion:
     valid_from: datetime
     values: dict[str, Any]
     current: Current
+    previous: dict[str, Any]  # the moved elements' values before this version
 
 
 @dataclass(slots=True)
@@ -137,31 +147,21 @@ async def save_versions(
 ) -> None:
     if not versions:
         return
-    ids = [v.subject_id for v in versions]
-    numbers = [v.version for v in versions]
     await session.execute(
         _SAVE,
         {
             "resource": resource,
             "now": now,
-            "ids": ids,
-            "versions": numbers,
+            "client": client,
+            "department": department,
+            "ids": [v.subject_id for v in versions],
+            "versions": [v.version for v in versions],
             "fields": [_json(v.current.fields) for v in versions],
             "stamps": [_json(v.current.stamps) for v in versions],
             "element_versions": [_json(v.current.versions) for v in versions],
-        },
-    )
-    await session.execute(
-        _VERSIONS,
-        {
-            "resource": resource,
-            "now": now,
-            "client": client,
-            "department": department,
-            "ids": ids,
-            "versions": numbers,
             "valid_from": [v.valid_from for v in versions],
             "values": [_json(v.values) for v in versions],
+            "previous": [_json(v.previous) for v in versions],
         },
     )
 

@@ -31,7 +31,6 @@ from exchange.records.schemas import (
     VerifyResult,
 )
 from exchange.records.validation import ResourceRules
-from exchange.subscriptions import outbox
 
 # Clocks of department systems drift; a valid_from this far ahead of the hub's clock is still "now".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -198,7 +197,6 @@ async def apply(
     versions: list[NewVersion] = []
     untouched: list[str] = []
     moved_by_subject: dict[str, list[str]] = {}
-    events: list[outbox.RecordChange] = []
     reported: list[crosscheck.Reported] = []
     changed_by_item = []
     for item in items:
@@ -214,12 +212,7 @@ async def apply(
                     record.versions[name] = version
                 if moved:
                     moved_by_subject[item.subject_id] = list(moved)
-                events.append(
-                    outbox.RecordChange(
-                        item.subject_id, version, list(changed), item.valid_from, dict(record.fields), moved
-                    )
-                )
-                versions.append(NewVersion(item.subject_id, version, item.valid_from, changed, record))
+                versions.append(NewVersion(item.subject_id, version, item.valid_from, changed, record, moved))
             elif record.updated_at is None or now - record.updated_at > FRESHNESS_RESOLUTION:
                 untouched.append(item.subject_id)
         reported += [
@@ -230,7 +223,6 @@ async def apply(
     await repository.save_versions(
         session, code, versions, client=principal.client_id, department=principal.department_code, now=now
     )
-    await outbox.record_changes(session, code, events, now)
     await repository.touch(session, code, untouched, now)
     await crosscheck.on_canonical_change(session, rules, moved_by_subject, current, now)
     compared = crosscheck.compare(rules, reported, current)

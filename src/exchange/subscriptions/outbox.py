@@ -1,7 +1,8 @@
 """The transactional outbox: change events written by the transaction that makes the change.
 
 An event exists exactly when its change committed, so subscribers can neither miss a change nor hear of one
-that was rolled back. One statement per chunk of records, whatever its size.
+that was rolled back. Record changes are written by the records' own save statement (records/repository.py,
+one statement per chunk); review changes here.
 """
 
 from __future__ import annotations
@@ -9,55 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-
-@dataclass(frozen=True, slots=True)
-class RecordChange:
-    subject_id: str
-    version: int
-    elements: list[str]
-    valid_from: datetime
-    fields: dict[str, Any]
-    previous: dict[str, Any]
-
-
-_CHANGES = text(
-    """
-    INSERT INTO change_events (resource_code, subject_id, kind, version, elements, valid_from, recorded_at,
-                               fields, previous)
-    SELECT :resource, u.subject_id, 'record.changed', u.version,
-           ARRAY(SELECT jsonb_array_elements_text(u.elements::jsonb)), u.valid_from, :now,
-           u.fields::jsonb, u.previous::jsonb
-    FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]), CAST(:elements AS text[]),
-                CAST(:valid_from AS timestamptz[]), CAST(:fields AS text[]), CAST(:previous AS text[]))
-         AS u(subject_id, version, elements, valid_from, fields, previous)
-    """
-)
-
-
-async def record_changes(
-    session: AsyncSession, resource: str, changes: Sequence[RecordChange], now: datetime
-) -> None:
-    if not changes:
-        return
-    await session.execute(
-        _CHANGES,
-        {
-            "resource": resource,
-            "now": now,
-            "ids": [c.subject_id for c in changes],
-            "versions": [c.version for c in changes],
-            "elements": [orjson.dumps(c.elements).decode() for c in changes],
-            "valid_from": [c.valid_from for c in changes],
-            "fields": [orjson.dumps(c.fields).decode() for c in changes],
-            "previous": [orjson.dumps(c.previous).decode() for c in changes],
-        },
-    )
 
 
 @dataclass(frozen=True, slots=True)
