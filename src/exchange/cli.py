@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from exchange.audit import service as audit
 from exchange.audit.archive import archive_before, verify_archives
+from exchange.audit.integrator import ensure_partitions
 from exchange.audit.verify import verify_log
 from exchange.auth.keys import published_keys, rotate_signing_key
 from exchange.auth.principal import Role
@@ -38,6 +39,7 @@ from exchange.db import migrate
 from exchange.db.embedded import start_embedded
 from exchange.db.engine import create_engine, create_sessionmaker
 from exchange.db.session import transaction
+from exchange.demo import seed as seed_city
 from exchange.departments import service as departments
 from exchange.errors import ExchangeError
 from exchange.subscriptions.delivery import Deliverer
@@ -98,6 +100,8 @@ def database(settings: Settings) -> Iterator[str]:
             migrate.upgrade(url)
         else:
             _require_head(url)
+        # Audit events written by commands before any server has run need their month's partition.
+        _run_in_transaction(settings, lambda s: ensure_partitions(s, datetime.now(UTC)), url=url)
         yield url
 
 
@@ -142,9 +146,13 @@ def _run_in_transaction(
 
 
 def _run_with_database(
-    settings: Settings, work: Callable[[AsyncEngine, async_sessionmaker[AsyncSession]], Awaitable[T]]
+    settings: Settings,
+    work: Callable[[AsyncEngine, async_sessionmaker[AsyncSession]], Awaitable[T]],
+    *,
+    url: str | None = None,
 ) -> T:
-    """Run ``work``, which opens its own transactions, on the configured or embedded database."""
+    """Run ``work``, which opens its own transactions; on ``url`` if given (the caller holds the database),
+    else on the configured or embedded database."""
 
     async def run(target: str) -> T:
         engine = create_engine(settings, target)
@@ -154,6 +162,8 @@ def _run_with_database(
             await engine.dispose()
 
     try:
+        if url is not None:
+            return asyncio.run(run(url))
         with database(settings) as held:
             return asyncio.run(run(held))
     except ExchangeError as exc:
@@ -173,8 +183,6 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the hub's API. On the embedded database, the schema is upgraded first."""
-    import uvicorn
-
     # uvicorn re-raises SIGTERM once it has shut down gracefully; turn it into a normal exit so the
     # embedded database is stopped on the way out instead of being left running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -188,24 +196,107 @@ def serve(
         catalog_dir = settings.catalog_dir or (DEFAULT_CATALOG if settings.uses_embedded_database else None)
         if catalog_dir is not None and catalog_dir.is_dir():
             _apply_catalog(settings, catalog_dir, dry_run=False, allow_breaking=False, url=url)
-        os.environ["EXCHANGE_DATABASE_URL"] = url
-        if processes > 1:
-            metrics_dir = settings.data_dir.resolve() / "metrics"
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir(parents=True)
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        get_settings.cache_clear()
-        uvicorn.run(
-            "exchange.main:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=processes,
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
-            server_header=False,
+        _run_uvicorn(settings, url, host, port, processes)
+
+
+def _run_uvicorn(settings: Settings, url: str, host: str, port: int, processes: int) -> None:
+    import uvicorn
+
+    os.environ["EXCHANGE_DATABASE_URL"] = url
+    if processes > 1:
+        metrics_dir = settings.data_dir.resolve() / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    get_settings.cache_clear()
+    uvicorn.run(
+        "exchange.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+@app.command()
+def demo(
+    persons: Annotated[int, typer.Option(help="People in the synthetic city.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generator: the same seed, the same city.")] = 2026,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the hub with a synthetic 赤峰市 loaded: people, entities, addresses, reports, demo clients."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    settings = get_settings()
+    credentials = settings.data_dir / "demo-credentials.json"
+    with database(settings) as url:
+        _apply_catalog(settings, DEFAULT_CATALOG, dry_run=False, allow_breaking=False, url=url)
+        if credentials.exists():
+            err.print(f"the demo city is loaded already ({credentials}); starting the hub")
+        else:
+            with Progress(
+                TextColumn("loading the city"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+            ) as progress:
+                task = progress.add_task("people", total=persons)
+
+                async def load(engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+                    loaded = await seed_city.load_city(
+                        sessionmaker,
+                        persons,
+                        seed,
+                        settings.discrepancy_working_days,
+                        lambda n: progress.advance(task, n),
+                    )
+                    systems = await seed_city.create_systems(sessionmaker)
+                    seed_city.save_credentials(credentials, systems, loaded)
+
+                _run_with_database(settings, load, url=url)
+        _print_demo(json.loads(credentials.read_text(encoding="utf-8")), host, port)
+        _run_uvicorn(settings, url, host, port, settings.workers or 1)
+
+
+def _print_demo(saved: dict[str, Any], host: str, port: int) -> None:
+    base = f"http://{host}:{port}"
+    loaded = saved["loaded"]
+    console.print(
+        f"\n[bold]赤峰市 demo[/bold]: {loaded['persons']:,} people, {loaded['entities']:,} legal entities, "
+        f"{loaded['addresses']:,} addresses; {loaded['reports']:,} reports by 民政 and 人社, "
+        f"{loaded['conflicts']:,} of them in conflict (see the discrepancies)."
+    )
+    console.print(f"API {base}/v1 · reference {base}/docs · console {base}/console")
+    console.print("Demo systems (system, department, roles, client_id, client_secret):")
+    for who, system in saved["systems"].items():
+        roles = ",".join(system["roles"])
+        identity = f"{system['client_id']}  {system['client_secret']}"
+        console.print(
+            f"  {who:<16} {system['department']}  {roles:<18} {identity}",
+            soft_wrap=True,
+            markup=False,
         )
+    civil = saved["systems"]["civil_affairs"]
+    console.print(
+        "Try, in another terminal:\n"
+        f"  export EXCHANGE_URL={base} EXCHANGE_CLIENT_ID={civil['client_id']} "
+        f"EXCHANGE_CLIENT_SECRET={civil['client_secret']}\n"
+        "  exchange-client discrepancies list --role reporter\n"
+        "  exchange-client requests create --resource population.person --element name --element birth_date "
+        "--access read --purpose social-assistance-eligibility --legal-basis 《社会救助暂行办法》 "
+        "--justification 低保资格审核 --valid-until 2027-12-31\n"
+        f"  curl -s -u {civil['client_id']}:{civil['client_secret']} -d grant_type=client_credentials "
+        f"{base}/oauth/token\n"
+        f"Credentials are kept in the data directory (demo-credentials.json). Stop with Ctrl-C.",
+        soft_wrap=True,
+    )
 
 
 @app.command()
