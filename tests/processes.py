@@ -46,10 +46,13 @@ def cli_json(*args: str, env: dict[str, str]) -> dict[str, Any]:
 
 
 @contextmanager
-def serving(*args: str, env: dict[str, str], port: int, ready_timeout: float = 60.0) -> Iterator[str]:
-    """Run `exchange serve` until the block ends; yield its base URL once /readyz answers."""
+def serving(
+    *args: str, env: dict[str, str], port: int, ready_timeout: float = 60.0, command: str = "serve"
+) -> Iterator[str]:
+    """Run `exchange serve` (or another serving command) until the block ends; yield its base URL once
+    /readyz answers."""
     process = subprocess.Popen(
-        [EXCHANGE, "serve", "--port", str(port), *args],
+        [EXCHANGE, command, "--port", str(port), *args],
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
