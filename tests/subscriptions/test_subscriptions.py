@@ -165,9 +165,12 @@ async def test_bad_subscriptions_are_refused(
 
 
 @pytest.fixture
-async def deliverers(app: Any) -> AsyncIterator[list[Deliverer]]:
-    """Two deliverers on the test database, as two `exchange worker` processes would be."""
-    settings = app.state.settings.model_copy(update={"webhook_retry_schedule": "0,0.2,0.4,0.8,1.6"})
+async def deliverers(app: Any, request: pytest.FixtureRequest) -> AsyncIterator[list[Deliverer]]:
+    """Two deliverers on the test database, as two `exchange worker` processes would be. The retry schedule
+    is shrunk (a test may shrink it further with ``@pytest.mark.retries("...")``)."""
+    marker = request.node.get_closest_marker("retries")
+    schedule = marker.args[0] if marker else "0,0.2,0.5,1,2,4"
+    settings = app.state.settings.model_copy(update={"webhook_retry_schedule": schedule})
     running = [Deliverer(app.state.engine, app.state.sessionmaker, settings) for _ in range(2)]
     tasks = [asyncio.create_task(d.run(concurrency=2)) for d in running]
     yield running
@@ -214,6 +217,7 @@ async def test_webhooks_arrive_in_order_signed_once_each_and_survive_an_outage(
         assert "failed" in outcomes
 
 
+@pytest.mark.retries("0,0.1,0.2")
 @pytest.mark.usefixtures("granted", "deliverers")
 async def test_dead_letters_pause_the_endpoint_and_replay_sends_them_again(
     http: httpx.AsyncClient, police: Headers, civil: Headers
