@@ -273,7 +273,7 @@ def _print_demo(saved: dict[str, Any], host: str, port: int) -> None:
         f"{loaded['addresses']:,} addresses; {loaded['reports']:,} reports by 民政 and 人社, "
         f"{loaded['conflicts']:,} of them in conflict (see the discrepancies)."
     )
-    console.print(f"API {base}/v1 · reference {base}/docs · console {base}/console")
+    console.print(f"API {base}/v1 · reference {base}/docs · OpenAPI {base}/openapi.json")
     console.print("Demo systems (system, department, roles, client_id, client_secret):")
     for who, system in saved["systems"].items():
         roles = ",".join(system["roles"])
