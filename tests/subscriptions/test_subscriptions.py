@@ -359,3 +359,21 @@ async def test_subscribers_hear_when_a_value_comes_under_review_and_when_it_is_s
             text("SELECT subject_ids FROM audit_events WHERE action = 'subscriptions.events'")
         )
     assert audited == [subject], "the page that carried the events is in the audit log"
+
+
+@pytest.mark.usefixtures("granted", "deliverers")
+async def test_an_endpoint_answering_410_gone_is_disabled(
+    http: httpx.AsyncClient, police: Headers, civil: Headers
+) -> None:
+    with receiving() as receiver:
+        receiver.status = 410
+        created = (await _subscribe(http, civil, {"mode": "webhook", "url": receiver.url})).json()
+        await _person(http, police, 695, "癸", "150402001")
+        for _ in range(100):
+            state = (await http.get(f"/v1/subscriptions/{created['id']}", headers=civil)).json()
+            if state["status"] != "active":
+                break
+            await asyncio.sleep(0.1)
+        assert (state["status"], state["status_reason"]) == ("disabled", "the endpoint answered 410 Gone")
+        resumed = await http.post(f"/v1/subscriptions/{created['id']}:resume", headers=civil)
+        assert resumed.status_code == 200, "an operator may resume it once the endpoint is back"
