@@ -8,7 +8,6 @@ set-based statements. Canonical values the department never reported are counted
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from exchange.catalog.exceptions import ResourceNotFound
 from exchange.crosscheck import service as crosscheck
 from exchange.crosscheck.models import ReconciliationRun
 from exchange.crosscheck.schemas import ElementReconciliation, Outcome, ReconciliationReport, RunOut
+from exchange.db.locks import advisory_key
 from exchange.db.session import transaction
 from exchange.departments.models import Department
 from exchange.errors import InvalidInput, InvalidParam, NotFound
@@ -182,7 +182,7 @@ async def create(
 
 
 def _lock_key(run_id: uuid.UUID) -> int:
-    return int.from_bytes(hashlib.sha256(f"reconcile:{run_id}".encode()).digest()[:8], "big", signed=True)
+    return advisory_key(f"reconcile:{run_id}")
 
 
 async def execute(

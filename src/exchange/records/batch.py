@@ -8,7 +8,6 @@ batch's progress, so after a crash a retry with the same key skips exactly the l
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from starlette.requests import ClientDisconnect
 from exchange.access.dependencies import DeclaredUse
 from exchange.audit import service as audit
 from exchange.auth.principal import Principal
+from exchange.db.locks import advisory_key
 from exchange.db.session import transaction
 from exchange.errors import BadRequest, Conflict, InvalidParam
 from exchange.idempotency import service as idempotency
@@ -127,9 +127,7 @@ async def lines_of(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes | None]:
 
 
 def _lock_key(client_id: str, key: str) -> int:
-    return int.from_bytes(
-        hashlib.sha256(f"batch:{client_id}:{key}".encode()).digest()[:8], "big", signed=True
-    )
+    return advisory_key(f"batch:{client_id}:{key}")
 
 
 @dataclass(slots=True)

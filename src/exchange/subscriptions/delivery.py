@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random
 import time
@@ -30,6 +29,7 @@ from standardwebhooks.webhooks import Webhook
 from exchange.access.policy import Decision
 from exchange.audit import service as audit
 from exchange.config import Settings
+from exchange.db.locks import advisory_key
 from exchange.db.session import transaction
 from exchange.subscriptions import feed, service, targets
 from exchange.subscriptions.models import Delivery, Subscription
@@ -54,9 +54,7 @@ def retry_after(response: httpx.Response, now: datetime) -> float | None:
 
 
 def _lock_key(subscription_id: uuid.UUID) -> int:
-    return int.from_bytes(
-        hashlib.sha256(f"deliver:{subscription_id}".encode()).digest()[:8], "big", signed=True
-    )
+    return advisory_key(f"deliver:{subscription_id}")
 
 
 @dataclass(frozen=True, slots=True)
