@@ -2,7 +2,7 @@
 
 from exchange.access.models import Grant, GrantElement, RequestedElement, SharingRequest
 from exchange.audit.models import AuditArchive, AuditCheckpoint, AuditEvent, AuditLink, AuditPending
-from exchange.auth.models import Client, ClientAssertion, SigningKey
+from exchange.auth.models import Client, ClientAssertion, ConsoleSession, HubSecret, Officer, SigningKey
 from exchange.catalog.models import CatalogChange, Element, Purpose, Resource
 from exchange.crosscheck.models import Corroboration, Discrepancy, DiscrepancyReport, ReconciliationRun
 from exchange.db.base import Base
@@ -23,6 +23,7 @@ __all__ = [
     "ChangeEvent",
     "Client",
     "ClientAssertion",
+    "ConsoleSession",
     "Corroboration",
     "Delivery",
     "Department",
@@ -31,8 +32,10 @@ __all__ = [
     "Element",
     "Grant",
     "GrantElement",
+    "HubSecret",
     "IdempotencyKey",
     "Observation",
+    "Officer",
     "Purpose",
     "RateWindow",
     "ReconciliationRun",

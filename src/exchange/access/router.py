@@ -30,9 +30,14 @@ from exchange.pagination import Cursor, Limit, decode_cursor, encode_cursor
 router = APIRouter(prefix="/v1", tags=["sharing"], responses=problem_responses(401, 403, 404, 422))
 
 Consumer = Annotated[Principal, Depends(require_roles(Role.consumer))]
-Provider = Annotated[Principal, Depends(require_roles(Role.publisher, Role.steward))]
-Party = Annotated[Principal, Depends(require_roles(Role.consumer, Role.publisher, Role.steward, Role.admin))]
-Revoker = Annotated[Principal, Depends(require_roles(Role.publisher, Role.steward, Role.admin))]
+Provider = Annotated[Principal, Depends(require_roles(Role.publisher, Role.steward, Role.approver))]
+Party = Annotated[
+    Principal,
+    Depends(require_roles(Role.consumer, Role.publisher, Role.steward, Role.approver, Role.admin)),
+]
+Revoker = Annotated[
+    Principal, Depends(require_roles(Role.publisher, Role.steward, Role.approver, Role.admin))
+]
 
 
 class ViewRole(StrEnum):

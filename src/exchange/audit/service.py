@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -19,6 +20,18 @@ from exchange.db.session import transaction
 from exchange.logs import current_request_id
 
 logger = logging.getLogger("exchange.audit")
+
+# The officer a console request acts for: every event the request appends names them, whichever service
+# builds the event, so no console action can leave the log without the person who took it.
+_acting_officer: ContextVar[str | None] = ContextVar("acting_officer", default=None)
+
+
+def act_for_officer(username: str | None) -> Token[str | None]:
+    return _acting_officer.set(username)
+
+
+def stop_acting(token: Token[str | None]) -> None:
+    _acting_officer.reset(token)
 
 
 class Outcome(StrEnum):
@@ -54,7 +67,7 @@ def _row(event: Event) -> dict[str, Any]:
         "reason": event.reason,
         "department": event.department,
         "client_id": event.client_id,
-        "officer": event.officer,
+        "officer": _acting_officer.get() or event.officer,
         "purpose": event.purpose,
         "case_reference": event.case_reference,
         "grant_id": event.grant_id,

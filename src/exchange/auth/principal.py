@@ -1,4 +1,8 @@
-"""Who is calling: the authenticated client system, its department and the roles it holds."""
+"""Who is calling: the authenticated client system or signed-in officer, its department and its roles.
+
+Officers (people using the web console) act through the same services as systems: their principal names the
+console as the client and carries the officer's user name, which every audit event of the request records.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ class Role(StrEnum):
     publisher = "publisher"
     consumer = "consumer"
     steward = "steward"
+    approver = "approver"
     auditor = "auditor"
     admin = "admin"
 
@@ -20,6 +25,7 @@ class Principal:
     department_code: str
     roles: frozenset[Role]
     token_id: str
+    officer: str | None = None
 
     def has_any(self, roles: frozenset[Role]) -> bool:
         return bool(self.roles & roles)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.access.dependencies import DeclaredUse
 from exchange.audit import service as audit
-from exchange.auth.principal import Principal
+from exchange.auth.principal import Principal, Role
 from exchange.crosscheck import repository
 from exchange.crosscheck import service as crosscheck
 from exchange.crosscheck.models import Discrepancy, DiscrepancyReport
@@ -34,6 +34,8 @@ from exchange.records import repository as records_repository
 from exchange.records import service as records
 from exchange.records.repository import NewObservation
 from exchange.records.service import CLOCK_SKEW
+
+OVERSIGHT = frozenset({Role.admin, Role.auditor})
 
 
 class DiscrepancyNotFound(NotFound):
@@ -193,6 +195,64 @@ async def page(
     )
     reports = await _reports(session, [r.id for r in rows])
     return [_view(r, reports[r.id], viewer, now) for r in rows]
+
+
+async def _log_read(
+    session: AsyncSession, principal: Principal, items: Sequence[DiscrepancyOut], **details: object
+) -> None:
+    await audit.append(
+        session,
+        audit.Event(
+            action="discrepancies.read",
+            department=principal.department_code,
+            client_id=principal.client_id,
+            subject_ids=sorted({d.subject_id for d in items}),
+            elements=sorted({d.element for d in items}),
+            details={"discrepancies": [str(d.id) for d in items], **details},
+        ),
+    )
+
+
+async def read_page(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    role: str,
+    status: str | None = None,
+    resource: str | None = None,
+    element: str | None = None,
+    overdue: bool = False,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> tuple[list[DiscrepancyOut], bool]:
+    """A page as the caller may see it, and whether more follow; the read is audited."""
+    if role == "all" and not principal.has_any(OVERSIGHT):
+        raise InvalidInput.one("role", "only admins and auditors list every discrepancy")
+    items = await page(
+        session,
+        principal.department_code,
+        role=role,
+        status=status,
+        resource=resource,
+        element=element,
+        overdue=overdue,
+        before=before,
+        limit=limit + 1,
+    )
+    await _log_read(session, principal, items[:limit], role=role)
+    return items[:limit], len(items) > limit
+
+
+async def read_one(session: AsyncSession, principal: Principal, discrepancy_id: uuid.UUID) -> DiscrepancyOut:
+    """One discrepancy as the caller's department sees it (oversight roles: without values); audited."""
+    try:
+        item = await get(session, discrepancy_id, principal.department_code)
+    except NotFound:
+        if not principal.has_any(OVERSIGHT):
+            raise
+        item = await get(session, discrepancy_id, None)
+    await _log_read(session, principal, [item])
+    return item
 
 
 def _event(action: str, principal: Principal, row: Discrepancy, **details: object) -> audit.Event:
