@@ -24,6 +24,7 @@ from exchange.audit import service as audit
 from exchange.audit.archive import archive_before, verify_archives
 from exchange.audit.integrator import ensure_partitions
 from exchange.audit.verify import verify_log
+from exchange.auth import officers
 from exchange.auth.keys import published_keys, rotate_signing_key
 from exchange.auth.principal import Role
 from exchange.catalog import repository as catalog_repository
@@ -55,6 +56,7 @@ keys_app = typer.Typer(help="The hub's token-signing keys.")
 catalog_app = typer.Typer(help="The resource catalogue, kept as YAML in catalog/.")
 audit_app = typer.Typer(help="The tamper-evident audit log.")
 crosscheck_app = typer.Typer(help="Multi-source cross-checking (多元校核) of reported values.")
+users_app = typer.Typer(help="Officers: the people who sign in to the web console.")
 app.add_typer(db_app, name="db")
 app.add_typer(departments_app, name="departments")
 app.add_typer(clients_app, name="clients")
@@ -62,6 +64,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(audit_app, name="audit")
 app.add_typer(crosscheck_app, name="crosscheck")
+app.add_typer(users_app, name="users")
 
 DEFAULT_CATALOG = Path("catalog")
 console = Console(soft_wrap=True)
@@ -258,7 +261,9 @@ def demo(
                         lambda n: progress.advance(task, n),
                     )
                     systems = await seed_city.create_systems(sessionmaker)
-                    seed_city.save_credentials(credentials, systems, loaded)
+                    people = await seed_city.create_officers(sessionmaker)
+                    await seed_city.ask_for_sharing(sessionmaker, systems, settings)
+                    seed_city.save_credentials(credentials, systems, people, loaded)
 
                 _run_with_database(settings, load, url=url)
         _print_demo(json.loads(credentials.read_text(encoding="utf-8")), host, port)
@@ -273,7 +278,11 @@ def _print_demo(saved: dict[str, Any], host: str, port: int) -> None:
         f"{loaded['addresses']:,} addresses; {loaded['reports']:,} reports by 民政 and 人社, "
         f"{loaded['conflicts']:,} of them in conflict (see the discrepancies)."
     )
-    console.print(f"API {base}/v1 · reference {base}/docs · OpenAPI {base}/openapi.json")
+    console.print(f"Console {base}/console · API {base}/v1 · reference {base}/docs")
+    console.print("Officers for the console (user name, password, roles):")
+    for username, person in saved.get("officers", {}).items():
+        roles = ",".join(person["roles"])
+        console.print(f"  {username:<16} {person['password']:<18} {roles:<16} {person['name']}", markup=False)
     console.print("Demo systems (system, department, roles, client_id, client_secret):")
     for who, system in saved["systems"].items():
         roles = ",".join(system["roles"])
@@ -599,6 +608,72 @@ def clients_disable(
     """Disable a client; its tokens stop working at once."""
     _run_in_transaction(get_settings(), lambda s: departments.disable_client(s, department, client_id))
     console.print(f"client {client_id} disabled")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Argument(help="Sign-in name: a-z, 0-9, '.', '_', '-'.")],
+    department: Annotated[str, typer.Option(help="Code of the officer's department.")],
+    role: Annotated[
+        list[str], typer.Option(help="steward, approver, consumer, auditor or admin; repeat for several.")
+    ],
+    name: Annotated[str, typer.Option(help="The officer's full name, as pages show it.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create an officer who signs in to the console (the password is prompted for, or read from stdin)."""
+    password = _read_password(password_stdin)
+    _run_in_transaction(
+        get_settings(),
+        lambda s: officers.create_officer(
+            s, username=username, display_name=name, department=department, roles=role, password=password
+        ),
+    )
+    console.print(f"officer {username} created; sign in at /console")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List the officers."""
+    rows = _run_in_transaction(get_settings(), officers.list_officers)
+    table = Table("username", "name", "department", "roles", "last sign-in", "disabled")
+    for row in rows:
+        table.add_row(
+            row.username,
+            row.display_name,
+            row.department_code,
+            " ".join(row.roles),
+            row.last_sign_in_at.isoformat(timespec="seconds") if row.last_sign_in_at else "",
+            "yes" if row.disabled_at else "",
+        )
+    console.print(table)
+
+
+@users_app.command("set-password")
+def users_set_password(
+    username: Annotated[str, typer.Argument(help="The officer.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Set an officer's password; their open sessions end and a lock-out is lifted."""
+    password = _read_password(password_stdin)
+    _run_in_transaction(get_settings(), lambda s: officers.set_password(s, username, password))
+    console.print(f"password of {username} set")
+
+
+@users_app.command("disable")
+def users_disable(username: Annotated[str, typer.Argument(help="The officer.")]) -> None:
+    """Disable an officer; their sessions end at once."""
+    _run_in_transaction(get_settings(), lambda s: officers.disable_officer(s, username))
+    console.print(f"officer {username} disabled")
 
 
 @keys_app.command("rotate")

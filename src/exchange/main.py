@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
 
 from exchange import __version__
@@ -17,10 +17,14 @@ from exchange.access.router import router as sharing_router
 from exchange.audit.context import record_refusal
 from exchange.audit.integrator import Integrator
 from exchange.audit.router import router as audit_router
+from exchange.auth import officers
 from exchange.auth.keys import KeyRing, ensure_signing_key
 from exchange.auth.router import router as auth_router
 from exchange.catalog.router import router as catalog_router
 from exchange.config import Settings, get_settings
+from exchange.console.headers import ConsoleHeadersMiddleware
+from exchange.console.router import router as console_router
+from exchange.console.router import static_files as console_static
 from exchange.crosscheck.router import router as crosscheck_router
 from exchange.db.embedded import start_embedded
 from exchange.db.engine import create_engine, create_sessionmaker
@@ -57,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.keys = KeyRing(timedelta(seconds=settings.token_ttl_seconds))
         async with transaction(app.state.sessionmaker) as session:
             await ensure_signing_key(session)
+            app.state.console_key = await officers.shared_secret(session, "console-cookies")
         # Every process offers to be the audit integrator; the one holding the database lock seals the log.
         app.state.integrator = Integrator(engine, app.state.sessionmaker, app.state.keys)
         integrator = asyncio.create_task(app.state.integrator.run())
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.on_refusal = record_refusal
     install_handlers(app)
+    app.add_middleware(ConsoleHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(auth_router)
     app.include_router(departments_router)
@@ -96,6 +102,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(crosscheck_router)
     app.include_router(subscriptions_router)
     app.include_router(open_records_router)
+    app.include_router(console_router)
+    app.mount("/console/static", console_static, name="console-static")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/console", status_code=307)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from exchange.access import repository, sharing
+from exchange.access import sharing
 from exchange.access.schemas import (
     DecisionsBody,
     GrantOut,
@@ -115,11 +115,7 @@ async def list_requests(
     summary="Sharing requests by status, overdue ones, and decision turnaround (all departments)",
 )
 async def sharing_statistics(session: DbSession) -> SharingStatistics:
-    figures = await repository.request_statistics(session, datetime.now(UTC))
-    median = figures.pop("median_hours")
-    return SharingStatistics(
-        **figures, median_hours_to_decision=round(median, 2) if median is not None else None
-    )
+    return await sharing.statistics(session)
 
 
 @router.get("/sharing-requests/{request_id}", response_model=SharingRequestOut, summary="One sharing request")

@@ -23,6 +23,7 @@ from exchange.access.schemas import (
     RequestedElementOut,
     SharingRequestCreate,
     SharingRequestOut,
+    SharingStatistics,
 )
 from exchange.access.workdays import add_working_days
 from exchange.audit import service as audit
@@ -400,3 +401,12 @@ async def revoke(session: AsyncSession, principal: Principal, grant_id: uuid.UUI
     await session.refresh(grant)
     refreshed = await repository.elements_of_grants(session, [grant_id])
     return _grant_view(grant, refreshed, now, None if is_admin else principal.department_code)
+
+
+async def statistics(session: AsyncSession) -> SharingStatistics:
+    """Requests by status, overdue ones, and decision turnaround, across all departments."""
+    figures = await repository.request_statistics(session, datetime.now(UTC))
+    median = figures.pop("median_hours")
+    return SharingStatistics(
+        **figures, median_hours_to_decision=round(median, 2) if median is not None else None
+    )

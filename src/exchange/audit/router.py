@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,6 +19,7 @@ from exchange.audit.schemas import (
     VerifyOut,
 )
 from exchange.audit.search import EXPORT_MEDIA_TYPES, ExportFormat
+from exchange.audit.usage import Usage, usage
 from exchange.auth.dependencies import require_roles
 from exchange.auth.principal import Principal, Role
 from exchange.db.session import DbSession
@@ -74,6 +76,19 @@ async def verify(
     ] = None,
 ) -> VerifyOut:
     return await reading.verify(session, principal, from_seq)
+
+
+@router.get(
+    "/usage",
+    response_model=Usage,
+    dependencies=[Depends(require_roles(Role.admin, Role.auditor, Role.steward))],
+    summary="Departments connected (接入率) and requests served by resource and purpose",
+)
+async def usage_statistics(
+    session: DbSession,
+    days: Annotated[int, Query(ge=1, le=366, description="The period: this many days back from now.")] = 30,
+) -> Usage:
+    return await usage(session, datetime.now(UTC) - timedelta(days=days))
 
 
 @router.get(

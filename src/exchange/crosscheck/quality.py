@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from exchange.catalog import repository as catalog_repository
 from exchange.catalog.schemas import UpdateCycle
 from exchange.crosscheck.repository import NOT_SINCE_CONTRADICTED
 from exchange.crosscheck.schemas import ElementQuality, Freshness, OpenDiscrepancies, QualityOut
+from exchange.records import service as records
 from exchange.records.validation import ResourceRules
 
 # How recently the source must have published a record for it to count as fresh, per update cycle (更新周期):
@@ -133,3 +135,11 @@ async def measure(session: AsyncSession, rules: ResourceRules, now: datetime) ->
         ),
         elements=elements,
     )
+
+
+async def measure_all(session: AsyncSession, now: datetime) -> list[QualityOut]:
+    """The quality figures of every resource of the catalogue."""
+    return [
+        await measure(session, await records.load_rules(session, code), now)
+        for code in await catalog_repository.resource_codes(session)
+    ]

@@ -14,7 +14,6 @@ from exchange.audit import context
 from exchange.audit import service as audit
 from exchange.auth.dependencies import require_roles
 from exchange.auth.principal import Principal, Role
-from exchange.catalog import repository as catalog_repository
 from exchange.catalog.exceptions import ResourceNotFound
 from exchange.crosscheck import discrepancies, quality, reconcile
 from exchange.crosscheck.schemas import (
@@ -253,8 +252,4 @@ async def resource_quality(code: str, session: DbSession, principal: Anyone) -> 
     summary="Data quality of every resource of the catalogue",
 )
 async def quality_statistics(session: DbSession, principal: Overseer) -> QualityStatistics:
-    now = datetime.now(UTC)
-    items = []
-    for code in await catalog_repository.resource_codes(session):
-        items.append(await quality.measure(session, await records.load_rules(session, code), now))
-    return QualityStatistics(items=items)
+    return QualityStatistics(items=await quality.measure_all(session, datetime.now(UTC)))

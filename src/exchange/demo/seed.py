@@ -7,17 +7,23 @@ from a department system; only the HTTP hop is left out, so ten thousand people 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from exchange.access import sharing
 from exchange.access.dependencies import DeclaredUse
+from exchange.access.policy import Access
+from exchange.access.schemas import SharingRequestCreate
 from exchange.audit import service as audit
+from exchange.auth import officers
 from exchange.auth.principal import Principal, Role
+from exchange.config import Settings
 from exchange.db.session import transaction
 from exchange.demo.city import Chunk, generate
 from exchange.departments import service as departments
@@ -38,6 +44,38 @@ SYSTEMS = [
     ("market", MARKET, [Role.publisher, Role.consumer]),
     ("steward", DATA_BUREAU, [Role.steward, Role.admin]),
     ("auditor", DATA_BUREAU, [Role.auditor]),
+]
+
+
+# (user name, department, roles, full name): the people the demo lets sign in to the console.
+OFFICERS = [
+    ("steward", DATA_BUREAU, ["steward", "admin"], "王晓明（数据管理员）"),
+    ("auditor", DATA_BUREAU, ["auditor"], "李静（审计员）"),
+    ("police.approver", POLICE, ["approver"], "张伟（公安局审批员）"),
+    ("civil.officer", CIVIL_AFFAIRS, ["consumer", "approver"], "赵敏（民政局经办人）"),
+]
+
+# Letters and digits without look-alikes, so a demo password can be read off the terminal and typed.
+PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+# (consumer system, resource, elements, purpose, legal basis, justification): requests waiting for decisions.
+REQUESTS = [
+    (
+        "civil_affairs",
+        "population.person",
+        ["name", "birth_date", "household_address", "household_status"],
+        "social-assistance-eligibility",
+        "《社会救助暂行办法》（国务院令第649号）第十一条",
+        "最低生活保障申请家庭户籍情况核查",
+    ),
+    (
+        "social_security",
+        "population.person",
+        ["name", "marital_status", "death_date"],
+        "social-assistance-eligibility",
+        "《社会救助暂行办法》（国务院令第649号）第十一条",
+        "特困人员供养资格复核：婚姻状况与死亡登记",
+    ),
 ]
 
 
@@ -118,10 +156,55 @@ async def create_systems(sessionmaker: async_sessionmaker[AsyncSession]) -> dict
     return systems
 
 
-def save_credentials(path: Path, systems: dict[str, dict[str, Any]], loaded: Loaded) -> None:
+def save_credentials(
+    path: Path, systems: dict[str, dict[str, Any]], people: dict[str, dict[str, Any]], loaded: Loaded
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    saved = {"systems": systems, "officers": people, "loaded": asdict(loaded)}
     path.write_text(
-        json.dumps({"systems": systems, "loaded": asdict(loaded)}, indent=2, ensure_ascii=False),
+        json.dumps(saved, indent=2, ensure_ascii=False),
         encoding="utf-8",
     )
     path.chmod(0o600)
+
+
+async def create_officers(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, dict[str, Any]]:
+    """The demo's officers, each with a fresh random password (kept with the demo credentials)."""
+    people = {}
+    async with transaction(sessionmaker) as session:
+        for username, department, roles, name in OFFICERS:
+            password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(16))
+            await officers.create_officer(
+                session,
+                username=username,
+                display_name=name,
+                department=department,
+                roles=roles,
+                password=password,
+            )
+            people[username] = {"department": department, "roles": roles, "name": name, "password": password}
+    return people
+
+
+async def ask_for_sharing(
+    sessionmaker: async_sessionmaker[AsyncSession], systems: dict[str, dict[str, Any]], settings: Settings
+) -> int:
+    """Sharing requests from the demo's consumer systems, left for the source departments to decide."""
+    valid_until = datetime.now(UTC) + timedelta(days=365)
+    async with transaction(sessionmaker) as session:
+        for who, resource, elements, purpose, legal_basis, justification in REQUESTS:
+            system = systems[who]
+            principal = Principal(
+                system["client_id"], system["department"], frozenset({Role.consumer}), "demo"
+            )
+            body = SharingRequestCreate(
+                resource=resource,
+                elements=elements,
+                access=Access.read,
+                purpose=purpose,
+                legal_basis=legal_basis,
+                justification=justification,
+                valid_until=valid_until,
+            )
+            await sharing.create(session, principal, body, settings)
+    return len(REQUESTS)
