@@ -69,7 +69,8 @@ async def test_an_unknown_officer_gets_the_same_answer_as_a_wrong_password(
     unknown = await sign_in(browsers(), "nobody.here", PASSWORD)
     wrong = await sign_in(browsers(), "li.jing", "wrong")
     assert unknown.status_code == wrong.status_code == 401
-    assert "用户名或密码错误" in unknown.text and "用户名或密码错误" in wrong.text
+    assert "用户名或密码错误" in unknown.text
+    assert "用户名或密码错误" in wrong.text
 
 
 async def test_the_sign_in_form_needs_its_own_token(browsers: Callable[[], httpx.AsyncClient]) -> None:
@@ -137,12 +138,14 @@ async def test_console_pages_carry_security_headers_and_are_not_cached(officer: 
     zhang = await officer("zhang.wei", POLICE, "approver")
     page = await zhang.get("/console/catalog")
     policy = page.headers["content-security-policy"]
-    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["x-content-type-options"] == "nosniff"
     script = await zhang.get("/console/static/htmx.min.js")
-    assert script.status_code == 200 and "cache-control" not in script.headers
+    assert script.status_code == 200
+    assert "cache-control" not in script.headers
 
 
 async def test_the_officer_reads_english_when_they_choose_it(officer: MakeOfficer) -> None:
@@ -151,4 +154,5 @@ async def test_the_officer_reads_english_when_they_choose_it(officer: MakeOffice
     switched = await zhang.get("/console/language/en?next=/console/catalog")
     assert switched.headers["location"] == "/console/catalog"
     page = await zhang.get("/console/catalog")
-    assert "Sharing catalogue" in page.text and 'lang="en"' in page.text
+    assert "Sharing catalogue" in page.text
+    assert 'lang="en"' in page.text
