@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
+from exchange.auth.principal import Role
 from exchange.db.session import transaction
 from exchange.subscriptions.delivery import Deliverer
+from tests.conftest import MakeClient, TokenFor
 from tests.fixtures_departments import CIVIL_AFFAIRS, Headers, MakeGrant, publish, read_headers
 from tests.identifiers import valid_ric
 from tests.processes import EXCHANGE, hub_env
@@ -381,3 +383,18 @@ async def test_an_endpoint_answering_410_gone_is_disabled(
         assert (state["status"], state["status_reason"]) == ("disabled", "the endpoint answered 410 Gone")
         resumed = await http.post(f"/v1/subscriptions/{created['id']}:resume", headers=civil)
         assert resumed.status_code == 200, "an operator may resume it once the endpoint is back"
+
+
+@pytest.mark.usefixtures("granted")
+async def test_a_subjects_access_view_lists_the_feed_that_carried_their_data(
+    http: httpx.AsyncClient, police: Headers, civil: Headers, make_client: MakeClient, token_for: TokenFor
+) -> None:
+    created = await _subscribe(http, civil, {"mode": "pull"}, payload="full")
+    subject = await _person(http, police, 690, "居民", "150402001")
+    carried = await _events(http, civil, created.json()["id"])
+    assert [e["data"]["subject_id"] for e in carried["events"]] == [subject]
+    auditor = await token_for(await make_client(Role.auditor))
+    view = await http.post("/v1/audit/subjects:accesses", json={"subject_id": subject}, headers=auditor)
+    assert [(a["action"], a["department"]) for a in view.json()["items"]] == [
+        ("subscriptions.events", CIVIL_AFFAIRS)
+    ]

@@ -12,7 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.audit.models import AuditCheckpoint, AuditEvent, AuditLink
 from exchange.audit.schemas import EventSearch
 
-READ_ACTIONS = ("records.query", "records.verify", "records.open_query", "subscriptions.delivery")
+# Every way a subject's data leaves the hub: reads, verifications, feeds, webhook deliveries, and the reports
+# about a doubted value that a discrepancy shows its source and reporters.
+READ_ACTIONS = (
+    "records.query",
+    "records.verify",
+    "records.open_query",
+    "subscriptions.events",
+    "subscriptions.deliver",
+    "discrepancies.read",
+)
 
 
 def _filters(search: EventSearch) -> list[Any]:
