@@ -145,7 +145,7 @@ def _run_in_transaction(
         with database(settings) as held:
             return asyncio.run(run(held))
     except ExchangeError as exc:
-        raise _fail(exc.detail) from None
+        raise _fail(_explained(exc)) from None
 
 
 def _run_with_database(
@@ -170,7 +170,13 @@ def _run_with_database(
         with database(settings) as held:
             return asyncio.run(run(held))
     except ExchangeError as exc:
-        raise _fail(exc.detail) from None
+        raise _fail(_explained(exc)) from None
+
+
+def _explained(error: ExchangeError) -> str:
+    """The error's detail and, one per line, each field it names and why."""
+    lines = [error.detail, *(f"  {p.name}: {p.reason}" for p in error.invalid_params or [])]
+    return "\n".join(lines)
 
 
 def _print_json(value: Any) -> None:
@@ -242,6 +248,15 @@ def demo(
         _apply_catalog(settings, DEFAULT_CATALOG, dry_run=False, allow_breaking=False, url=url)
         if credentials.exists():
             err.print(f"the demo city is loaded already ({credentials}); starting the hub")
+            saved = json.loads(credentials.read_text(encoding="utf-8"))
+            if "officers" not in saved:  # a city loaded before the console existed gets its officers now
+
+                async def staff(engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+                    saved["officers"] = await seed_city.create_officers(sessionmaker)
+                    await seed_city.ask_for_sharing(sessionmaker, saved["systems"], settings)
+
+                _run_with_database(settings, staff, url=url)
+                credentials.write_text(json.dumps(saved, indent=2, ensure_ascii=False), encoding="utf-8")
         else:
             with Progress(
                 TextColumn("loading the city"),

@@ -150,3 +150,38 @@ async def test_only_stewards_edit_and_a_refusal_is_logged(app: Any, officer: Mak
     [event] = await logged(app, "console.refused")
     assert (event.outcome, event.officer) == ("denied", "zhang.wei")
     assert (await _resource(app)).element("phone").title != "x"
+
+
+async def _resource_form(app: Any, **changes: str) -> dict[str, str]:
+    resource = await _resource(app)
+    form = {
+        "version": str(resource.version),
+        "title": resource.title,
+        "description": resource.description,
+        "update_cycle": resource.update_cycle.value,
+        "method": resource.sharing.method,
+        "condition": resource.sharing.condition or "",
+        "open_condition": resource.open_condition or "",
+    }
+    return form | changes
+
+
+async def test_a_steward_edits_the_resources_own_fields_with_the_same_locking(
+    app: Any, officer: MakeOfficer
+) -> None:
+    wang = await officer("wang.steward", DATA_BUREAU, "steward")
+    li = await officer("li.steward", DATA_BUREAU, "steward")
+    read_by_wang = await _resource_form(app, update_cycle="weekly")
+    untitled = await li.post("/console/catalog/population.person", await _resource_form(app, title=""))
+    assert untitled.status_code == 422
+    assert 'id="error-title"' in untitled.text
+    saved = await li.post(
+        "/console/catalog/population.person", await _resource_form(app, title="人口基础信息库")
+    )
+    assert saved.status_code == 303
+    assert (await _resource(app)).title == "人口基础信息库"
+
+    conflict = await wang.post("/console/catalog/population.person", read_by_wang)
+    assert conflict.status_code == 409
+    assert "人口基础信息库" in conflict.text
+    assert (await _resource(app)).update_cycle.value != "weekly"

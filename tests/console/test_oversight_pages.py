@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from exchange.catalog.schemas import ElementType
+from exchange.console.discrepancies import corrected_value
 from tests.console.conftest import MakeOfficer
 from tests.console.events import logged
 from tests.fixtures_departments import CIVIL_AFFAIRS, POLICE, Headers, publish
@@ -139,3 +141,26 @@ async def test_the_dashboard_shows_statistics_to_stewards_and_a_queue_to_approve
     assert {POLICE, CIVIL_AFFAIRS} <= connected
     assert usage["connection_rate"] == round(usage["connected"] / len(usage["departments"]), 4)
     assert (await http.get("/v1/audit/usage", headers=police)).status_code == 403
+
+
+async def test_the_source_corrects_its_value_from_the_console(
+    http: httpx.AsyncClient, police: Headers, civil: Headers, officer: MakeOfficer
+) -> None:
+    subject, discrepancy = await _doubted_name(http, police, civil)
+    zhang = await officer("zhang.wei", POLICE, "approver")
+    corrected = await zhang.post(
+        f"/console/discrepancies/{discrepancy}/resolve",
+        {"outcome": "corrected", "note": "户籍档案登记为张叁", "value": "张叁"},
+    )
+    assert corrected.status_code == 303
+    after = (await http.get(f"/v1/discrepancies/{discrepancy}", headers=police)).json()
+    assert after["status"] == "corrected"
+    assert after["corrected_version"] == 2
+
+
+def test_a_corrected_value_is_read_as_its_element_reads_it() -> None:
+    assert corrected_value(" 18916493677 ", ElementType.phone) == "18916493677"
+    assert corrected_value("007", ElementType.string) == "007"
+    assert corrected_value("42", ElementType.integer) == 42
+    assert corrected_value("true", ElementType.boolean) is True
+    assert corrected_value("not json", ElementType.decimal) == "not json"

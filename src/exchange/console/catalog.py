@@ -12,10 +12,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
+from exchange.auth.officers import ActiveSession
 from exchange.auth.principal import Principal, Role
 from exchange.catalog import repository, service
 from exchange.catalog.exceptions import BreakingChange, StaleVersion
-from exchange.catalog.schemas import NAME_PATTERN, ElementSpec, ElementType, ResourceOut, Sharing
+from exchange.catalog.schemas import NAME_PATTERN, ElementSpec, ElementType, ResourceOut, Sharing, UpdateCycle
 from exchange.console.dependencies import SignedIn, Submitted, attempt, officer_with
 from exchange.console.routing import ConsoleRoute
 from exchange.console.templating import render
@@ -87,12 +88,95 @@ async def resources(request: Request, session: DbSession, active: SignedIn) -> R
     return render(request, "catalog_list.html", items=items, departments=await _departments(session))
 
 
+RESOURCE_FIELDS = ("title", "description", "update_cycle", "method", "condition", "open_condition")
+
+
+def _resource_values(item: ResourceOut) -> dict[str, Any]:
+    return {
+        "version": item.version,
+        "title": item.title,
+        "description": item.description,
+        "update_cycle": item.update_cycle.value,
+        "method": item.sharing.method,
+        "condition": item.sharing.condition or "",
+        "open_condition": item.open_condition or "",
+    }
+
+
+async def _resource_page(
+    request: Request,
+    session: DbSession,
+    item: ResourceOut,
+    values: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    errors: list[InvalidParam] | None = None,
+    conflict: list[Any] | None = None,
+) -> Response:
+    return render(
+        request,
+        "catalog_resource.html",
+        status_code=status_code,
+        resource=item,
+        departments=await _departments(session),
+        values=values or _resource_values(item),
+        errors={e.name.removeprefix("sharing."): e.reason for e in errors or []},
+        conflict=conflict,
+        cycles=[c.value for c in UpdateCycle],
+    )
+
+
 @router.get("/{code}")
 async def resource(code: str, request: Request, session: DbSession, active: SignedIn) -> Response:
-    item = await service.get_resource(session, code)
-    return render(
-        request, "catalog_resource.html", resource=item, departments=await _departments(session), saved=None
-    )
+    return await _resource_page(request, session, await service.get_resource(session, code))
+
+
+async def _changes_since(session: AsyncSession, code: str, version: int) -> list[Any]:
+    return [c for c in await service.history(session, code, None, 50) if c.version > version]
+
+
+def _read_version(form: FormData) -> int:
+    try:
+        return int(str(form.get("version")))
+    except ValueError:
+        raise InvalidInput.one("version", "the form lost the version it was read at") from None
+
+
+def _edit(active: ActiveSession, version: int, allow_breaking: bool) -> service.Edit:
+    actor = service.Actor(f"console:{active.officer.username}", active.officer.department_code)
+    return service.Edit(actor, version, allow_breaking=allow_breaking)
+
+
+@router.post("/{code}")
+async def save_resource(
+    code: str, request: Request, session: DbSession, active: Submitted, _: Principal = steward
+) -> Response:
+    """The resource's own fields (its elements have their own form), as one merge patch."""
+    form = await request.form()
+    values = {name: str(form.get(name) or "").strip() for name in RESOURCE_FIELDS}
+    read_version = _read_version(form)
+    patch: dict[str, Any] = {
+        "title": values["title"],
+        "description": values["description"],
+        "update_cycle": values["update_cycle"],
+        "sharing": {"method": values["method"], "condition": values["condition"] or None},
+        "open_condition": values["open_condition"] or None,
+    }
+    edit = _edit(active, read_version, allow_breaking=False)
+    _saved, error = await attempt(session, lambda: service.patch_resource(session, code, patch, edit))
+    if error is None:
+        return RedirectResponse(f"/console/catalog/{code}?saved={code}", status_code=303)
+    latest = await service.get_resource(session, code)
+    shown = values | {"version": read_version}
+    if isinstance(error, StaleVersion):
+        since = await _changes_since(session, code, read_version)
+        shown["version"] = latest.version
+        return await _resource_page(request, session, latest, shown, status_code=409, conflict=since)
+    if isinstance(error, InvalidInput):
+        return await _resource_page(
+            request, session, latest, shown, status_code=422, errors=error.invalid_params
+        )
+    raise error
 
 
 @router.get("/{code}/history")
@@ -190,19 +274,12 @@ async def save_element(
         return await _element_page(
             request, session, current, values, new=new, status_code=422, errors=checked
         )
-    try:
-        read_version = int(str(form.get("version")))
-    except ValueError:
-        raise InvalidInput.one("version", "the form lost the version it was read at") from None
-    edit = service.Edit(
-        service.Actor(f"console:{active.officer.username}", active.officer.department_code),
-        read_version,
-        allow_breaking=form.get("allow_breaking") == "on",
-    )
+    read_version = _read_version(form)
+    edit = _edit(active, read_version, allow_breaking=form.get("allow_breaking") == "on")
     _saved, error = await attempt(session, lambda: service.save_element(session, code, checked, edit))
     if isinstance(error, StaleVersion):
         latest = await service.get_resource(session, code)
-        since = [c for c in await service.history(session, code, None, 50) if c.version > read_version]
+        since = await _changes_since(session, code, read_version)
         values["version"] = latest.version
         return await _element_page(request, session, latest, values, new=new, status_code=409, conflict=since)
     if isinstance(error, BreakingChange):
@@ -232,14 +309,6 @@ async def remove_element(
     form = await request.form()
     if form.get("allow_breaking") != "on":
         raise InvalidInput.one("allow_breaking", "removing an element must be confirmed")
-    try:
-        read_version = int(str(form.get("version")))
-    except ValueError:
-        raise InvalidInput.one("version", "the form lost the version it was read at") from None
-    edit = service.Edit(
-        service.Actor(f"console:{active.officer.username}", active.officer.department_code),
-        read_version,
-        allow_breaking=True,
-    )
+    edit = _edit(active, _read_version(form), allow_breaking=True)
     await service.remove_element(session, code, name, edit)
     return RedirectResponse(f"/console/catalog/{code}", status_code=303)

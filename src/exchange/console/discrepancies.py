@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from exchange.access.dependencies import DeclaredUse
 from exchange.auth.principal import Principal, Role
 from exchange.catalog import repository as catalog_repository
+from exchange.catalog import service as catalog
+from exchange.catalog.schemas import ElementType
 from exchange.console.dependencies import Submitted, attempt, officer_with
 from exchange.console.routing import ConsoleRoute
 from exchange.console.templating import render
@@ -30,9 +32,15 @@ Settler = Annotated[Principal, Depends(officer_with(Role.approver, Role.consumer
 PAGE = 100
 
 
-def corrected_value(raw: str) -> Any:
-    """A corrected value as typed: JSON when it parses (numbers, true/false, objects), else the text."""
+STRUCTURED = frozenset({ElementType.integer, ElementType.decimal, ElementType.boolean, ElementType.geometry})
+
+
+def corrected_value(raw: str, kind: ElementType | None) -> Any:
+    """A corrected value as typed: text for textual elements (a phone number stays text), JSON for numbers,
+    true/false and geometries when it parses; the publishing rules then check it like any value."""
     text = raw.strip()
+    if kind not in STRUCTURED:
+        return text
     try:
         return json.loads(text)
     except ValueError:
@@ -101,7 +109,9 @@ async def resolve(
     outcome = str(form.get("outcome") or "")
     fields: dict[str, Any] = {"outcome": outcome, "note": str(form.get("note") or "").strip()}
     if outcome == "corrected":
-        fields["value"] = corrected_value(str(form.get("value") or ""))
+        doubted = await discrepancies.read_one(session, principal, discrepancy_id)
+        element = (await catalog.get_resource(session, doubted.resource)).element(doubted.element)
+        fields["value"] = corrected_value(str(form.get("value") or ""), element.type if element else None)
     try:
         body = ResolveBody.model_validate(fields)
     except ValidationError as exc:
