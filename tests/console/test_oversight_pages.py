@@ -146,7 +146,7 @@ async def test_the_dashboard_shows_statistics_to_stewards_and_a_queue_to_approve
 async def test_the_source_corrects_its_value_from_the_console(
     http: httpx.AsyncClient, police: Headers, civil: Headers, officer: MakeOfficer
 ) -> None:
-    subject, discrepancy = await _doubted_name(http, police, civil)
+    _, discrepancy = await _doubted_name(http, police, civil)
     zhang = await officer("zhang.wei", POLICE, "approver")
     corrected = await zhang.post(
         f"/console/discrepancies/{discrepancy}/resolve",
