@@ -1,4 +1,5 @@
-"""`python -m bench publish|query|crosscheck|all [--records N] [--seconds S] [--concurrency C] [--json F]`."""
+"""`python -m bench publish|query|crosscheck|console|all [--records N] [--seconds S] [--concurrency C]
+[--json F]`."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import crosscheck, publish, query
+from bench import console, crosscheck, publish, query
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenario", choices=["publish", "query", "crosscheck", "all"])
+    parser.add_argument("scenario", choices=["publish", "query", "crosscheck", "console", "all"])
     parser.add_argument(
-        "--records", type=int, default=100_000, help="records for the publish and crosscheck scenarios"
+        "--records",
+        type=int,
+        default=100_000,
+        help="records for the publish, crosscheck and console scenarios",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the query scenario")
     parser.add_argument("--concurrency", type=int, default=32, help="connections of the query scenario")
@@ -32,6 +36,8 @@ def main() -> None:
         results["publish"] = publish.run(args.records)
     if args.scenario in {"crosscheck", "all"}:
         results["crosscheck"] = crosscheck.run(args.records)
+    if args.scenario in {"console", "all"}:
+        results["console"] = console.run(args.records)
     if args.scenario in {"query", "all"}:
         results["query"] = query.run(args.seconds, args.concurrency)
     for name, figures in results.items():
