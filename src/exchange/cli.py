@@ -329,10 +329,15 @@ def worker(
 ) -> None:
     """Deliver webhooks of subscriptions (run any number, against the same database)."""
     settings = get_settings()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     async def work(engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        await Deliverer(engine, sessionmaker, settings).run(concurrency)
+        # SIGTERM cancels the delivery loops, which close their connections; an interrupted post is sent
+        # again by the next worker, as after a crash.
+        running = asyncio.current_task()
+        assert running is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, running.cancel)
+        with suppress(asyncio.CancelledError):
+            await Deliverer(engine, sessionmaker, settings).run(concurrency)
 
     err.print(f"delivering webhooks with {concurrency} concurrent subscriptions; stop with Ctrl-C")
     with suppress(KeyboardInterrupt):
