@@ -64,10 +64,27 @@ class Settings(BaseSettings):
         default=True, description="`exchange serve` also delivers webhooks (as `exchange worker` does)."
     )
     catalog_dir: Path | None = Field(default=None, description="Catalogue YAML applied by `exchange serve`.")
+    max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="Largest JSON or form body (413 beyond); NDJSON streams.",
+    )
+    max_line_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="Longest NDJSON line; a longer one is reported, not applied.",
+    )
+    cors_origins: str = Field(
+        default="", description="Browser origins allowed to call the API (comma-separated); none by default."
+    )
 
     @property
     def retry_schedule(self) -> list[float]:
         return [float(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def issuer(self) -> str:

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exchange.logs import current_request_id
@@ -215,6 +218,36 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         detail = f"{request.method} is not allowed here."
     return problem_response(
         status=exc.status_code, code=code, title=title, detail=detail, headers=getattr(exc, "headers", None)
+    )
+
+
+RETRY_AFTER_OUTAGE_SECONDS = 5
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """Whether a failure means the database cannot be reached right now (refused, reset, shut down, pool
+    exhausted), rather than a fault of the request or the hub."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, OSError | SQLAlchemyTimeoutError | asyncpg.PostgresConnectionError):
+            return True
+        if isinstance(seen, asyncpg.exceptions.CannotConnectNowError | asyncpg.exceptions.AdminShutdownError):
+            return True
+        if isinstance(seen, asyncpg.exceptions.InterfaceError) and "connection is closed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def database_outage_response() -> JSONResponse:
+    return problem_response(
+        status=503,
+        code="database_unavailable",
+        title="Temporarily unavailable",
+        detail="The hub cannot reach its database; nothing was done. Try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_OUTAGE_SECONDS)},
     )
 
 

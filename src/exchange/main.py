@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
 
@@ -20,6 +21,7 @@ from exchange.audit.router import router as audit_router
 from exchange.auth import officers
 from exchange.auth.keys import KeyRing, ensure_signing_key
 from exchange.auth.router import router as auth_router
+from exchange.bodies import BodyGuardMiddleware
 from exchange.catalog.router import router as catalog_router
 from exchange.config import Settings, get_settings
 from exchange.console.headers import ConsoleHeadersMiddleware
@@ -91,6 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.on_refusal = record_refusal
     install_handlers(app)
+    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origin_list:
+        # Closed unless an operator names the browser origins that may call the API.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Exchange-Purpose", "Exchange-Case",
+                           "Exchange-On-Behalf-Of", "Idempotency-Key", "If-Match"],
+            expose_headers=["ETag", "X-Request-Id", "Retry-After", "Location"],
+        )  # fmt: skip
     app.add_middleware(ConsoleHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(auth_router)

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from exchange.errors import internal_error_response
+from exchange.errors import database_outage_response, internal_error_response, is_database_outage
 from exchange.logs import bind_request_id, reset_request_id
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -68,12 +68,17 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            # Handled here, inside the request context, so the 500 carries the request id too.
-            logger.exception("unhandled error", extra={"route": _route_template(scope)})
+        except Exception as error:
+            # Handled here, inside the request context, so the answer carries the request id too.
             if response_started:
+                logger.exception("failed while answering", extra={"route": _route_template(scope)})
                 raise
-            await internal_error_response()(scope, receive, send_with_id)
+            if is_database_outage(error):
+                logger.warning("database unavailable", extra={"route": _route_template(scope)})
+                await database_outage_response()(scope, receive, send_with_id)
+            else:
+                logger.exception("unhandled error", extra={"route": _route_template(scope)})
+                await internal_error_response()(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)

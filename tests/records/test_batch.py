@@ -112,9 +112,9 @@ async def test_an_interrupted_batch_resumes_after_the_last_committed_chunk(
 
 
 async def test_a_line_too_long_is_reported_and_the_rest_applied(
-    http: httpx.AsyncClient, police: Headers, monkeypatch: pytest.MonkeyPatch
+    app: Any, http: httpx.AsyncClient, police: Headers
 ) -> None:
-    monkeypatch.setattr(batch, "MAX_LINE_BYTES", 200)
+    app.state.settings.max_line_bytes = 200
     long_line = orjson.dumps({"subject_id": valid_ric(serial=801), "fields": {"name": "长" * 300}})
     body = _lines([long_line, {"subject_id": valid_ric(serial=802), "fields": {"name": "短"}}])
     result = (await http.post(f"{PERSON}/records:batch", content=body, headers=police | NDJSON)).json()

@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Request
 
 from exchange.access.exceptions import InvalidPurposeHeader, PurposeRequired
 from exchange.audit import context
+from exchange.errors import InvalidInput
 
 _PURPOSE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 
@@ -20,6 +21,9 @@ class DeclaredUse:
     purpose: str | None
     case_reference: str | None
     officer: str | None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 async def declared_use(
@@ -47,6 +51,10 @@ async def declared_use(
     # Header values are ASCII on the wire: case numbers and officer names in Chinese or Mongolian script come
     # percent-encoded as UTF-8 (RFC 3986) and are logged decoded.
     use = DeclaredUse(purpose or None, unquote(case_reference or "") or None, unquote(officer or "") or None)
+    for header, value in (("Exchange-Case", use.case_reference), ("Exchange-On-Behalf-Of", use.officer)):
+        if value is not None and _CONTROL.search(value):
+            # Decoded, %0d%0a or %00 would split log lines or cut a text column: refused, never stored.
+            raise InvalidInput.one(header, "holds control characters")
     valid = use.purpose is None or _PURPOSE.match(use.purpose) is not None
     if context.current(request) is not None:
         context.update(

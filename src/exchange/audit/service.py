@@ -13,10 +13,12 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from exchange.audit.models import AuditEvent, AuditPending
 from exchange.db.session import transaction
+from exchange.errors import ExchangeError, is_database_outage
 from exchange.logs import current_request_id
 
 logger = logging.getLogger("exchange.audit")
@@ -87,9 +89,29 @@ def _append_statement(rows: list[dict[str, Any]]) -> Any:
     )
 
 
+class AuditUnavailable(ExchangeError):
+    status = 503
+    code = "audit_unavailable"
+    title = "The audit log cannot be written"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The access could not be recorded, so nothing was done and nothing is returned. Try again later.",
+            headers={"Retry-After": "30"},
+        )
+
+
 async def append(session: AsyncSession, event: Event) -> None:
-    """Record the event in the caller's transaction; it commits with the work it describes, or not at all."""
-    await session.execute(_append_statement([_row(event)]))
+    """Record the event in the caller's transaction; it commits with the work it describes, or not at all.
+
+    If the log refuses the event, the request fails closed: its transaction rolls back and it answers 503."""
+    try:
+        await session.execute(_append_statement([_row(event)]))
+    except DBAPIError as error:
+        if is_database_outage(error):
+            raise
+        logger.exception("the audit log refused an event", extra={"action": event.action})
+        raise AuditUnavailable() from error
 
 
 async def append_refusal(sessionmaker: async_sessionmaker[AsyncSession], event: Event) -> None:

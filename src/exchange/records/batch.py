@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 from exchange.access.dependencies import DeclaredUse
 from exchange.audit import service as audit
 from exchange.auth.principal import Principal
+from exchange.bodies import nul_in_json
 from exchange.db.locks import advisory_key
 from exchange.db.session import transaction
 from exchange.errors import BadRequest, Conflict, InvalidParam
@@ -100,14 +101,14 @@ class Tally:
         )
 
 
-async def lines_of(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes | None]:
-    """The body's lines without their line ends; None for a line longer than ``MAX_LINE_BYTES``."""
+async def lines_of(stream: AsyncIterator[bytes], limit: int = MAX_LINE_BYTES) -> AsyncIterator[bytes | None]:
+    """The body's lines without their line ends; None for a line longer than ``limit`` bytes."""
     pending = bytearray()
     oversized = False
     async for chunk in stream:
         start = 0
         while (end := chunk.find(b"\n", start)) != -1:
-            if oversized or len(pending) + end - start > MAX_LINE_BYTES:
+            if oversized or len(pending) + end - start > limit:
                 yield None
             else:
                 pending += chunk[start:end]
@@ -117,7 +118,7 @@ async def lines_of(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes | None]:
             start = end + 1
         if not oversized:
             pending += chunk[start:]
-            if len(pending) > MAX_LINE_BYTES:
+            if len(pending) > limit:
                 oversized = True
                 pending.clear()
     if oversized:
@@ -139,6 +140,7 @@ class Batch:
     key: str | None
     review_days: int
     tally: Tally
+    max_line: int = MAX_LINE_BYTES
     chunk: list[service.Prepared] = field(default_factory=list)
     subjects: set[str] = field(default_factory=set)
     pending: asyncio.Task[None] | None = None
@@ -195,7 +197,12 @@ class Batch:
     async def add(self, number: int, line: bytes | None) -> None:
         if line is None:
             self.tally.reject(
-                number, None, [InvalidParam(name="line", reason=f"is longer than {MAX_LINE_BYTES} bytes")]
+                number, None, [InvalidParam(name="line", reason=f"is longer than {self.max_line} bytes")]
+            )
+            return
+        if nul_in_json(line):
+            self.tally.reject(
+                number, None, [InvalidParam(name="line", reason="holds a NUL character (U+0000)")]
             )
             return
         try:
@@ -229,6 +236,7 @@ async def run(
     key: str | None,
     body: AsyncIterator[bytes],
     review_days: int,
+    max_line: int = MAX_LINE_BYTES,
 ) -> BatchResult:
     operation = f"records:batch {rules.spec.code}"
     async with engine.connect() as guard:
@@ -237,7 +245,9 @@ async def run(
         if lock is not None and not await guard.scalar(select(func.pg_try_advisory_lock(lock))):
             raise BatchInProgress(f"The batch with Idempotency-Key {key!r} is still being applied.")
         try:
-            return await _run(sessionmaker, rules, principal, use, key, operation, body, review_days)
+            return await _run(
+                sessionmaker, rules, principal, use, key, operation, body, review_days, max_line
+            )
         finally:
             if lock is not None:
                 await guard.scalar(select(func.pg_advisory_unlock(lock)))
@@ -252,6 +262,7 @@ async def _run(
     operation: str,
     body: AsyncIterator[bytes],
     review_days: int,
+    max_line: int,
 ) -> BatchResult:
     tally = Tally()
     if key is not None:
@@ -262,10 +273,10 @@ async def _run(
             return BatchResult.model_validate(stored.response)
         if state is not None:
             tally = Tally.resumed(state)
-    batch = Batch(sessionmaker, rules, principal, use, key, review_days, tally)
+    batch = Batch(sessionmaker, rules, principal, use, key, review_days, tally, max_line)
     number = 0
     try:
-        async for line in lines_of(body):
+        async for line in lines_of(body, max_line):
             number += 1
             if number <= tally.resumed_after_line or (line is not None and not line.strip()):
                 continue

@@ -131,6 +131,7 @@ async def publish_batch(
         key,
         request.stream(),
         state.settings.discrepancy_working_days,
+        state.settings.max_line_bytes,
     )
 
 
