@@ -51,6 +51,15 @@ def serving(
 ) -> Iterator[str]:
     """Run `exchange serve` (or another serving command) until the block ends; yield its base URL once
     /readyz answers."""
+    with served_process(*args, env=env, port=port, ready_timeout=ready_timeout, command=command) as (base, _):
+        yield base
+
+
+@contextmanager
+def served_process(
+    *args: str, env: dict[str, str], port: int, ready_timeout: float = 60.0, command: str = "serve"
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """As :func:`serving`, also yielding the process (its group is the hub and its workers), to kill it."""
     process = subprocess.Popen(
         [EXCHANGE, command, "--port", str(port), *args],
         env=env,
@@ -76,11 +85,17 @@ def serving(
             if time.monotonic() > deadline:
                 raise AssertionError("exchange serve did not become ready")
             time.sleep(0.2)
-        yield base
+        yield base, process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
