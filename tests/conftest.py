@@ -106,6 +106,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         db_pool_size=5,
         delivery_in_serve=False,  # tests that deliver webhooks run a deliverer of their own
         webhook_allowed_networks="127.0.0.0/8",
+        token_rate_per_minute=100_000,  # tests fetch many tokens from one address; test_abuse lowers it
     )
 
 

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="Longest NDJSON line; a longer one is reported, not applied.",
     )
+    client_rate_per_second: float = Field(
+        default=1000, ge=0, description="Requests a second per client system and hub process (0: no limit)."
+    )
+    token_rate_per_minute: int = Field(
+        default=120, ge=1, description="Token requests a minute per client address, across all processes."
+    )
     cors_origins: str = Field(
         default="", description="Browser origins allowed to call the API (comma-separated); none by default."
     )

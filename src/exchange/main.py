@@ -36,6 +36,7 @@ from exchange.errors import install_handlers, problem_response
 from exchange.jobs import Jobs
 from exchange.logs import configure_logging
 from exchange.observability import RequestContextMiddleware, metrics_response
+from exchange.ratelimit import ClientBuckets
 from exchange.records.router import open_router as open_records_router
 from exchange.records.router import router as records_router
 from exchange.subscriptions.delivery import Deliverer
@@ -91,6 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.client_buckets = ClientBuckets(
+        settings.client_rate_per_second, 2 * settings.client_rate_per_second
+    )
     app.state.on_refusal = record_refusal
     install_handlers(app)
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)

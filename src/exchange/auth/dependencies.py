@@ -15,6 +15,7 @@ from exchange.auth.principal import Principal, Role
 from exchange.auth.tokens import TokenRejected, token_key_id, verify_access_token
 from exchange.config import Settings
 from exchange.db.session import DbSession
+from exchange.ratelimit import ClientBuckets, refuse_client
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -50,6 +51,10 @@ async def current_principal(
         token_id=claims.token_id,
     )
     request.state.principal = principal
+    buckets: ClientBuckets = request.app.state.client_buckets
+    wait = buckets.take(principal.client_id)
+    if wait is not None:
+        raise refuse_client(principal.client_id, wait, buckets.rate)
     return principal
 
 

@@ -11,6 +11,7 @@ from exchange.auth.dependencies import CurrentPrincipal
 from exchange.auth.schemas import CallerOut, JsonWebKeySet, ServerMetadata, TokenResponse
 from exchange.db.session import DbSession
 from exchange.errors import problem_responses
+from exchange.ratelimit import within_rate
 
 router = APIRouter(tags=["auth"])
 
@@ -18,7 +19,7 @@ router = APIRouter(tags=["auth"])
 @router.post(
     "/oauth/token",
     response_model=TokenResponse,
-    responses=problem_responses(400, 401),
+    responses=problem_responses(400, 401, 429),
     summary="Obtain an access token (OAuth2 client credentials)",
     description=(
         "Client authentication by client_secret_basic, client_secret_post or private_key_jwt (RFC 7523). "
@@ -37,6 +38,9 @@ async def token(
     client_assertion: Annotated[str | None, Form()] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> TokenResponse:
+    address = request.client.host if request.client else "unknown"
+    per_minute = request.app.state.settings.token_rate_per_minute
+    await within_rate(session, f"token:{address}", per_minute, "token requests")
     issued = await service.issue_token(
         session,
         request.app.state.keys,

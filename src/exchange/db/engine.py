@@ -26,6 +26,8 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_recycle=1800,
+        # Statement parameters hold subject ids and personal values: they never go into error messages/logs.
+        hide_parameters=True,
         # orjson: several times faster than json for the jsonb values of records and events.
         json_serializer=lambda value: orjson.dumps(value).decode(),
         json_deserializer=orjson.loads,
