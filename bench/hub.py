@@ -48,6 +48,34 @@ class Hub:
         response.raise_for_status()
         return str(response.json()["access_token"])
 
+    def grant(self, department: str, elements: list[str], purpose: str, access: str = "read") -> None:
+        """A grant from police written with the hub's own access repository, as the sharing workflow would."""
+        import asyncio
+        import uuid
+        from datetime import UTC, datetime, timedelta
+
+        from exchange.access.repository import grant_elements, grant_in_force
+        from exchange.config import Settings
+        from exchange.db.engine import create_engine, create_sessionmaker
+        from exchange.db.session import transaction
+
+        async def write() -> None:
+            engine = create_engine(Settings(), self.env["EXCHANGE_DATABASE_URL"])
+            async with transaction(create_sessionmaker(engine)) as session:
+                grant = await grant_in_force(session, department, "population.person", purpose, access)
+                now = datetime.now(UTC)
+                await grant_elements(
+                    session,
+                    grant,
+                    [(name, POLICE) for name in elements],
+                    valid_from=now,
+                    valid_until=now + timedelta(days=1),
+                    request_id=uuid.uuid4(),
+                )
+            await engine.dispose()
+
+        asyncio.run(write())
+
     def memory_mb(self) -> float:
         """Resident memory of the serving processes (the supervisor and its workers)."""
         parent = psutil.Process(self.process.pid)

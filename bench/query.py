@@ -14,37 +14,9 @@ from typing import Any
 import httpx
 
 from bench.data import person_id, person_lines
-from bench.hub import CIVIL_AFFAIRS, POLICE, Hub, running_hub
+from bench.hub import CIVIL_AFFAIRS, POLICE, running_hub
 
 PURPOSE = "social-assistance-eligibility"
-
-
-def _grant(hub: Hub) -> None:
-    """A grant written with the hub's own access repository, as the sharing workflow writes it."""
-    import uuid
-    from datetime import UTC, datetime, timedelta
-
-    from exchange.access.repository import grant_elements, grant_in_force
-    from exchange.config import Settings
-    from exchange.db.engine import create_engine, create_sessionmaker
-    from exchange.db.session import transaction
-
-    async def write() -> None:
-        engine = create_engine(Settings(), hub.env["EXCHANGE_DATABASE_URL"])
-        async with transaction(create_sessionmaker(engine)) as session:
-            grant = await grant_in_force(session, CIVIL_AFFAIRS, "population.person", PURPOSE, "read")
-            now = datetime.now(UTC)
-            await grant_elements(
-                session,
-                grant,
-                [(name, POLICE) for name in ("name", "sex", "birth_date")],
-                valid_from=now,
-                valid_until=now + timedelta(days=1),
-                request_id=uuid.uuid4(),
-            )
-        await engine.dispose()
-
-    asyncio.run(write())
 
 
 def _load(base: str, token: str, subjects: int, connections: int, seconds: float, queue: Any) -> None:
@@ -81,7 +53,7 @@ def run(seconds: float, concurrency: int, subjects: int = 10_000) -> dict[str, A
             headers={"Authorization": f"Bearer {publisher}", "content-type": "application/x-ndjson"},
             timeout=None,
         ).raise_for_status()
-        _grant(hub)
+        hub.grant(CIVIL_AFFAIRS, ["name", "sex", "birth_date"], PURPOSE)
         reader = hub.token(CIVIL_AFFAIRS, "consumer")
         loaders = 2
         queue: Any = multiprocessing.Queue()
