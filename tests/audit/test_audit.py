@@ -188,6 +188,18 @@ async def test_the_sealed_log_verifies(
     assert checkpoints[-1]["seq"] == response["checked"]
 
 
+@pytest.mark.parametrize(
+    ("path", "parameter"), [("/v1/audit/verify", "from"), ("/v1/audit/checkpoints", "after")]
+)
+async def test_a_sequence_number_beyond_the_column_is_refused_as_input(
+    http: httpx.AsyncClient, auditor: Headers, path: str, parameter: str
+) -> None:
+    response = await http.get(path, params={parameter: 2**63}, headers=auditor)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [p["name"] for p in response.json()["invalid_params"]] == [f"query.{parameter}"]
+
+
 async def test_the_log_refuses_updates_deletes_and_truncation(app: Any, activity: str) -> None:
     await sealed(app)
     for statement in (

@@ -112,6 +112,15 @@ async def test_a_steward_edit_makes_a_version_with_a_structured_history(
     assert (await http.get(f"{PERSON}/versions/9", headers=steward)).status_code == 404
 
 
+async def test_a_version_number_beyond_the_column_is_refused_as_input(
+    http: httpx.AsyncClient, consumer: dict[str, str]
+) -> None:
+    response = await http.get(f"{PERSON}/versions/{2**31}", headers=consumer)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [p["name"] for p in response.json()["invalid_params"]] == ["path.version"]
+
+
 async def test_an_edit_that_changes_nothing_makes_no_version(
     http: httpx.AsyncClient, steward: dict[str, str]
 ) -> None:

@@ -26,6 +26,7 @@ from exchange.db.session import DbSession
 from exchange.errors import problem_responses
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=problem_responses(401, 403, 422))
+MAX_SEQ = 2**63 - 1  # sequence numbers are BIGINT columns: a larger number is refused, not a database error
 Auditor = Annotated[Principal, Depends(require_roles(Role.auditor))]
 
 
@@ -72,7 +73,7 @@ async def verify(
     session: DbSession,
     principal: Auditor,
     from_seq: Annotated[
-        int | None, Query(alias="from", ge=1, description="Start at this sequence number.")
+        int | None, Query(alias="from", ge=1, le=MAX_SEQ, description="Start at this sequence number.")
     ] = None,
 ) -> VerifyOut:
     return await reading.verify(session, principal, from_seq)
@@ -97,7 +98,7 @@ async def usage_statistics(
 async def checkpoints(
     session: DbSession,
     _: Auditor,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[CheckpointOut]:
     return [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from exchange.auth.dependencies import CurrentPrincipal, require_roles
@@ -35,6 +35,7 @@ AllowBreaking = Annotated[
     Query(description="Confirm an edit that moves an element's source department or removes elements."),
 ]
 EDIT_RESPONSES = problem_responses(404, 409, 412, 428)
+MAX_VERSION = 2**31 - 1  # versions are INTEGER columns: a larger number is no version, not a database error
 
 
 def _actor(principal: Principal) -> service.Actor:
@@ -254,7 +255,10 @@ async def resource_history(
     summary="A resource as it stood at one version (null document: the version that removed it)",
 )
 async def resource_version(
-    code: str, version: int, session: DbSession, _: CurrentPrincipal
+    code: str,
+    version: Annotated[int, Path(ge=1, le=MAX_VERSION, description="A version from the resource's history.")],
+    session: DbSession,
+    _: CurrentPrincipal,
 ) -> ResourceVersion:
     change = await service.version(session, code, version)
     return ResourceVersion(
