@@ -63,3 +63,18 @@ async def test_openapi_describes_problem_responses_and_the_bearer_scheme(http: h
     assert "application/problem+json" in create["responses"]["409"]["content"]
     assert spec["components"]["securitySchemes"]["accessToken"]["scheme"] == "bearer"
     assert "/oauth/token" in spec["paths"]
+
+
+async def test_openapi_gives_every_problem_its_media_type_and_schema(http: httpx.AsyncClient) -> None:
+    spec = (await http.get("/openapi.json")).json()
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            errors = {status: r for status, r in operation["responses"].items() if int(status) >= 400}
+            assert all(r["content"] == problem for r in errors.values()), f"{method} {path}"
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                # Refused before any route reads the body: not JSON or not UTF-8, too large, a NUL inside.
+                assert {"400", "413", "422"} <= errors.keys(), f"{method} {path}"
+    # The token endpoint's form fields are checked by the same handler as every other input.
+    assert "422" in spec["paths"]["/oauth/token"]["post"]["responses"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]

@@ -1,7 +1,8 @@
 """One error shape for the whole hub: RFC 9457 problem details.
 
 Services raise subclasses of :class:`ExchangeError`; the handlers installed by :func:`install_handlers`
-turn them, request validation errors and Starlette's own HTTP errors into ``application/problem+json``.
+turn them, request validation errors and Starlette's own HTTP errors into ``application/problem+json``, and
+the OpenAPI document says so.
 """
 
 from __future__ import annotations
@@ -261,7 +262,53 @@ def internal_error_response() -> JSONResponse:
     )
 
 
+# JSON and form bodies are refused before any route reads them (bodies.py, and JSON parsing): not JSON or not
+# UTF-8, too large, holding a NUL character. NDJSON batches are checked line by line instead.
+BODY_REFUSALS = ("400", "413", "422")
+_OPERATIONS = frozenset({"get", "put", "post", "delete", "patch", "options", "head", "trace"})
+
+
+def _refusable(media_type: str) -> bool:
+    return media_type in {"application/json", "application/x-www-form-urlencoded"} or media_type.endswith(
+        "+json"
+    )
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Make an OpenAPI document say what the handlers send: problem documents under application/problem+json
+    (FastAPI files a response model under application/json), every 422 a problem rather than FastAPI's own
+    validation error, and on each operation that takes a body, the refusals of bodies no route sees."""
+    schemas = openapi.get("components", {}).get("schemas", {})
+    if "Problem" not in schemas:
+        return openapi
+    problem_content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path in openapi.get("paths", {}).values():
+        for method, operation in path.items():
+            if method not in _OPERATIONS:
+                continue
+            responses = operation.setdefault("responses", {})
+            if any(_refusable(media) for media in operation.get("requestBody", {}).get("content", {})):
+                for status in BODY_REFUSALS:
+                    responses.setdefault(
+                        status, {"description": "Problem details", "content": {PROBLEM_MEDIA_TYPE: {}}}
+                    )
+            for status, response in responses.items():
+                if status == "422" or PROBLEM_MEDIA_TYPE in response.get("content", {}):
+                    response["content"] = dict(problem_content)
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    return openapi
+
+
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ExchangeError, _on_exchange_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
