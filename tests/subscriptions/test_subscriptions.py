@@ -128,6 +128,20 @@ async def test_thin_events_filters_and_long_poll(
     assert [e["data"]["subject_id"] for e in polled["events"]] == [valid_ric(serial=622)]
 
 
+@pytest.mark.usefixtures("granted")
+async def test_a_feed_read_without_a_well_formed_purpose_is_a_declared_400(
+    http: httpx.AsyncClient, civil: Headers
+) -> None:
+    subscription = (await _subscribe(http, civil, {"mode": "pull"})).json()["id"]
+    feed = f"/v1/subscriptions/{subscription}/events"
+    missing = await http.get(feed, headers=civil)
+    assert (missing.status_code, missing.json()["code"]) == (400, "purpose_required")
+    malformed = await http.get(feed, headers=civil | {"Exchange-Purpose": "Social Assistance"})
+    assert (malformed.status_code, malformed.json()["code"]) == (400, "invalid_purpose")
+    spec = (await http.get("/openapi.json")).json()
+    assert "400" in spec["paths"]["/v1/subscriptions/{subscription_id}/events"]["get"]["responses"]
+
+
 async def test_no_subscription_without_a_subscribe_grant_and_revocation_stops_it(
     app: Any, http: httpx.AsyncClient, police: Headers, civil: Headers, make_grant: MakeGrant
 ) -> None:

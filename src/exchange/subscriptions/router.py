@@ -66,7 +66,7 @@ async def get_subscription(
     "/{subscription_id}/events",
     response_model=EventPage,
     dependencies=[Depends(context.audited("subscriptions.events"))],
-    responses=problem_responses(409),
+    responses=problem_responses(400, 409),
     summary="The next events, in order (pull); each page with events is audited",
     description=(
         "From `after` (default: the acknowledged cursor). With `wait`, the answer comes as soon as an event "
