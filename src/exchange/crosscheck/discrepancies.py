@@ -2,7 +2,8 @@
 
 Who sees what: the source department sees its doubted value and every report with its value; a reporting
 department sees its own report only; admins and auditors (``role=all``) see every discrepancy but no
-values. Anyone else gets the same 404 as for an id that does not exist.
+values. Anyone else gets the same 404 as for an id that does not exist. Who settled a discrepancy (a client
+id) is shown to that client's department and to oversight; a withdrawal's note is a reporter's note.
 """
 
 from __future__ import annotations
@@ -66,11 +67,31 @@ class NotReporter(Forbidden):
     title = "Only a department that reported the discrepancy withdraws its report"
 
 
+def _settlement(
+    row: Discrepancy, reports: Sequence[DiscrepancyReport], viewer: str | None
+) -> tuple[str | None, str | None]:
+    """Who settled the discrepancy and why, as ``viewer`` may see them.
+
+    A confirmation or correction is the source's: its client id is shown to the source (and oversight), its
+    note to every party. A withdrawal closes with the last reporter's: its client id is shown to that
+    reporter (and oversight), its note, like the reports' notes, to that reporter and the source.
+    """
+    if row.resolved_by == crosscheck.HUB:
+        return row.resolved_by, row.resolution_note
+    settler: str | None = row.source_department
+    note = row.resolution_note
+    if row.status == "withdrawn":
+        settler = next((r.department for r in reports if r.withdrawn_at == row.resolved_at), None)
+        note = note if viewer in {settler, row.source_department} else None
+    return (row.resolved_by if viewer in {None, settler} else None), note
+
+
 def _view(
     row: Discrepancy, reports: Sequence[DiscrepancyReport], viewer: str | None, now: datetime
 ) -> DiscrepancyOut:
     """The discrepancy as ``viewer`` may see it (``None``: an oversight role, no values)."""
     is_source = viewer == row.source_department
+    resolved_by, resolution_note = _settlement(row, reports, viewer)
     shown = [r for r in reports if viewer is None or is_source or r.department == viewer]
     return DiscrepancyOut(
         id=row.id,
@@ -99,8 +120,8 @@ def _view(
         due_at=row.due_at,
         overdue=row.status == "open" and row.due_at < now,
         resolved_at=row.resolved_at,
-        resolved_by=row.resolved_by,
-        resolution_note=row.resolution_note,
+        resolved_by=resolved_by,
+        resolution_note=resolution_note,
         corrected_version=row.corrected_version,
     )
 
