@@ -139,6 +139,49 @@ async def test_bad_subject_ids_and_times_are_refused(http: httpx.AsyncClient, po
     assert empty.status_code == 422
 
 
+@pytest.mark.parametrize(
+    "valid_from", ["0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999-01:00"]
+)
+async def test_a_time_with_no_place_on_the_utc_time_line_is_refused(
+    app: object, http: httpx.AsyncClient, police: Headers, valid_from: str
+) -> None:
+    person = valid_ric(serial=15)
+    response = await publish(
+        http, police, {"subject_id": person, "fields": {"sex": "1"}, "valid_from": valid_from}
+    )
+    assert response.status_code == 422, response.text
+    assert [p["name"] for p in response.json()["invalid_params"]] == ["valid_from"]
+    assert await _versions(app, person) == 0
+
+
+async def test_numbers_the_hub_cannot_store_are_refused(
+    http: httpx.AsyncClient, as_department: object
+) -> None:
+    # 住建局: the source of building floors; what it says of locations are observations.
+    housing = await as_department("11150400MB15040781")  # type: ignore[operator]
+    path = "/v1/resources/geospatial.address"
+    address = "150402001001000002"
+
+    def body(**fields: object) -> dict[str, object]:
+        return {"subject_id": address, "fields": fields}
+
+    largest = await publish(http, housing, body(building_floors=2**63 - 1), path)
+    assert largest.status_code == 200, largest.text
+    beyond = await publish(http, housing, body(building_floors=2**63), path)
+    assert beyond.json()["invalid_params"] == [
+        {"name": "fields.building_floors", "reason": "is out of range (a 64-bit whole number)"}
+    ]
+    far = await publish(http, housing, body(location={"type": "Point", "coordinates": [2**70, 42.0]}), path)
+    assert far.json()["invalid_params"][0]["reason"].startswith("holds a number out of range")
+    # JSON's 1e400 is read as an infinite float, which no JSON document can hold.
+    point = '{"type": "Point", "coordinates": [1e400, 42]}'
+    infinite = f'{{"subject_id": "{address}", "fields": {{"location": {point}}}}}'
+    response = await http.post(
+        f"{path}/records", content=infinite, headers=housing | {"content-type": "application/json"}
+    )
+    assert response.json()["invalid_params"][0]["reason"].startswith("holds a number out of range")
+
+
 async def test_geometry_must_be_valid_geojson(http: httpx.AsyncClient, as_department: object) -> None:
     natural_resources = await as_department("11150400MB1504067W")  # type: ignore[operator]
     path = "/v1/resources/geospatial.address"

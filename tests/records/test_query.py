@@ -158,6 +158,12 @@ async def test_bad_query_bodies_are_422(
     ]
     bad_id = await query(http, headers, ["12345"], ["name"])
     assert bad_id.json()["invalid_params"][0]["name"] == "subject_ids.0"
+    for moment in ("as_of", "known_at"):
+        # The last instant of year 9999 is stored as PostgreSQL's infinity: no time to read back.
+        beyond = await query(
+            http, headers, [valid_ric(serial=1)], ["name"], **{moment: "9999-12-31T23:59:59.999999Z"}
+        )
+        assert beyond.json()["invalid_params"][0]["name"] == moment
 
 
 async def test_full_width_and_mongolian_text_round_trips_unchanged(

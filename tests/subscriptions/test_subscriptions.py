@@ -167,6 +167,7 @@ async def test_no_subscription_without_a_subscribe_grant_and_revocation_stops_it
         ({"delivery": {"mode": "webhook", "url": "http://10.0.0.8/hook"}}, "delivery.url"),
         ({"delivery": {"mode": "webhook", "url": "ftp://example.org/x"}}, "delivery.url"),
         ({"filter": [{"element": "sex", "equals": "1"}]}, "filter.0.element"),
+        ({"filter": [{"element": "name", "equals": 2**70}]}, "filter.0.equals"),
         ({"elements": ["name", "name"]}, "elements"),
         ({"purpose": "no-such-purpose"}, "purpose"),
     ],

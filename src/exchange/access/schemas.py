@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from exchange.access.policy import Access
+from exchange.timestamps import Timestamp
 
 Text = Field(min_length=1, max_length=2000)
 
@@ -18,7 +19,7 @@ class SharingRequestCreate(BaseModel):
     access: Access
     purpose: str = Field(min_length=1, max_length=64, description="A registered purpose code.")
     legal_basis: str = Field(min_length=1, max_length=2000, description="The law or regulation relied on.")
-    valid_until: AwareDatetime = Field(description="The end of the period asked for.")
+    valid_until: Timestamp = Field(description="The end of the period asked for.")
     justification: str = Field(min_length=1, max_length=4000, description="Why the elements are needed.")
     case_reference: str | None = Field(default=None, max_length=600)
 
@@ -70,9 +71,7 @@ class DecisionsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decisions: list[ElementDecision] = Field(min_length=1)
-    valid_until: AwareDatetime | None = Field(
-        default=None, description="Shorten the period (never lengthen)."
-    )
+    valid_until: Timestamp | None = Field(default=None, description="Shorten the period (never lengthen).")
 
 
 class GrantElementOut(BaseModel):

@@ -5,7 +5,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from exchange.timestamps import Timestamp
 
 
 class OutcomeFilter(StrEnum):
@@ -17,8 +19,8 @@ class OutcomeFilter(StrEnum):
 class EventSearch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
     department: str | None = Field(default=None, max_length=18)
     client_id: str | None = Field(default=None, max_length=64)
     officer: str | None = Field(default=None, max_length=600)
@@ -62,7 +64,7 @@ class SubjectQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     subject_id: str = Field(min_length=1, max_length=64)
-    since: AwareDatetime | None = None
+    since: Timestamp | None = None
     limit: int = Field(default=200, ge=1, le=1000)
 
 

@@ -5,7 +5,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from exchange.timestamps import Timestamp
 
 
 class Outcome(StrEnum):
@@ -34,9 +36,7 @@ class ReportBody(BaseModel):
     element: str = Field(min_length=1, max_length=63)
     value: Any = Field(description="The value your department holds or observed.")
     note: str = Field(min_length=1, max_length=2000, description="Where the value comes from, and why.")
-    observed_at: AwareDatetime | None = Field(
-        default=None, description="When it was observed (default: now)."
-    )
+    observed_at: Timestamp | None = Field(default=None, description="When it was observed (default: now).")
 
 
 class ResolveBody(BaseModel):

@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from exchange.errors import InvalidParam
+from exchange.timestamps import Timestamp
 
 MAX_SUBJECTS_PER_QUERY = 100
 
@@ -17,7 +18,7 @@ class PublishBody(BaseModel):
     fields: dict[str, Any] = Field(
         min_length=1, description="element → value; null clears an optional element"
     )
-    valid_from: AwareDatetime | None = Field(
+    valid_from: Timestamp | None = Field(
         default=None, description="When the values became true (default: now). Not in the future."
     )
 
@@ -67,10 +68,8 @@ class QueryBody(BaseModel):
     fields: list[str] = Field(
         min_length=1, description="The elements wanted; each must be covered by a grant."
     )
-    as_of: AwareDatetime | None = Field(
-        default=None, description="Valid time: the record as it was true then."
-    )
-    known_at: AwareDatetime | None = Field(default=None, description="Record time: as the hub knew it then.")
+    as_of: Timestamp | None = Field(default=None, description="Valid time: the record as it was true then.")
+    known_at: Timestamp | None = Field(default=None, description="Record time: as the hub knew it then.")
 
 
 class RecordOut(BaseModel):

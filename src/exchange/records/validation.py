@@ -42,10 +42,29 @@ def _text(value: Any, length: int | None) -> str:
     return value
 
 
+# Values are stored as jsonb written by orjson, which holds whole numbers of 64 bits at most.
+_INT64 = range(-(2**63), 2**63)
+
+
 def _integer(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("must be a whole number")
+    if value not in _INT64:
+        raise ValueError("is out of range (a 64-bit whole number)")
     return value
+
+
+def _numbers_fit(value: Any) -> bool:
+    """Whether every number in a JSON value can be stored as it is: finite, whole numbers within 64 bits."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value in _INT64
+    if isinstance(value, dict):
+        return all(_numbers_fit(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_numbers_fit(item) for item in value)
+    return True
 
 
 def _decimal(value: Any) -> str:
@@ -103,6 +122,8 @@ def _geometry(value: Any) -> Any:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"][1:])
         raise ValueError(f"is not valid GeoJSON ({where}: {first['msg']})") from None
+    if not _numbers_fit(value):
+        raise ValueError("holds a number out of range (finite, and whole numbers within 64 bits)")
     return value
 
 

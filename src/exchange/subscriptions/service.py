@@ -22,6 +22,7 @@ from exchange.config import Settings
 from exchange.db.session import transaction
 from exchange.errors import Conflict, Forbidden, InvalidInput, InvalidParam, NotFound
 from exchange.records import service as records
+from exchange.records.validation import ResourceRules
 from exchange.subscriptions import feed, targets
 from exchange.subscriptions.models import Delivery, Subscription
 from exchange.subscriptions.schemas import (
@@ -102,6 +103,20 @@ def _event(action: str, principal: Principal, subscription: Subscription, **deta
     )
 
 
+def _values_refused(rules: ResourceRules, conditions: list[Condition]) -> list[InvalidParam]:
+    """An ``equals`` must be a value its element could hold, checked as published values are."""
+    refused = []
+    for i, condition in enumerate(conditions):
+        check = rules.checkers.get(condition.element)
+        if condition.equals is None or check is None:
+            continue
+        try:
+            check(condition.equals)
+        except ValueError as exc:
+            refused.append(InvalidParam(name=f"filter.{i}.equals", reason=str(exc)))
+    return refused
+
+
 async def create(
     session: AsyncSession, principal: Principal, body: SubscriptionCreate, settings: Settings
 ) -> SubscriptionOut:
@@ -118,6 +133,7 @@ async def create(
         for i, condition in enumerate(body.filter)
         if condition.element not in body.elements
     ]
+    errors += _values_refused(rules, body.filter)
     url = getattr(body.delivery, "url", None)
     if url is not None:
         try:
