@@ -72,6 +72,7 @@ async def test_openapi_gives_every_problem_its_media_type_and_schema(http: httpx
         for method, operation in operations.items():
             errors = {status: r for status, r in operation["responses"].items() if int(status) >= 400}
             assert all(r["content"] == problem for r in errors.values()), f"{method} {path}"
+            assert "422" in errors, f"{method} {path}: a URL holding a NUL is refused before any route"
             if "application/json" in operation.get("requestBody", {}).get("content", {}):
                 # Refused before any route reads the body: not JSON or not UTF-8, too large, a NUL inside.
                 assert {"400", "413", "422"} <= errors.keys(), f"{method} {path}"

@@ -1,5 +1,6 @@
 """What every request body must be before any route reads it: not too large, valid UTF-8, and free of NUL
-characters (PostgreSQL text cannot hold them, and no field of the hub has a use for one).
+characters (PostgreSQL text cannot hold them, and no field of the hub has a use for one). The same goes for
+the URL's path and query.
 
 One pure-ASGI middleware checks JSON and form bodies whole, before the app sees them, and answers 413, 400 or
 422 problems; NDJSON batches stream and are checked line by line where they are read (records/batch.py).
@@ -28,6 +29,13 @@ def nul_in_form(raw: bytes) -> bool:
     return b"\x00" in raw or _FORM_NUL.search(raw) is not None
 
 
+def nul_in_url(scope: Scope) -> bool:
+    """A NUL in the path (decoded) or the query string (percent-encoded): it would reach PostgreSQL as a code,
+    an element name or a filter, and be refused there."""
+    query: bytes = scope.get("query_string", b"")
+    return "\x00" in scope["path"] or nul_in_form(query)
+
+
 def _media_type(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"content-type":
@@ -51,6 +59,9 @@ class BodyGuardMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and nul_in_url(scope):
+            await self._nul_in_url()(scope, receive, send)
+            return
         media = _media_type(scope) if scope["type"] == "http" else ""
         if (
             scope["type"] != "http"
@@ -92,6 +103,15 @@ class BodyGuardMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    def _nul_in_url() -> ASGIApp:
+        return problem_response(
+            status=422,
+            code="nul_character",
+            title="The URL holds a NUL character",
+            detail="The path and the query may not contain U+0000 (NUL, %00); remove it and send again.",
+        )
 
     def _too_large(self) -> ASGIApp:
         return problem_response(

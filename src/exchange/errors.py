@@ -262,8 +262,10 @@ def internal_error_response() -> JSONResponse:
     )
 
 
-# JSON and form bodies are refused before any route reads them (bodies.py, and JSON parsing): not JSON or not
-# UTF-8, too large, holding a NUL character. NDJSON batches are checked line by line instead.
+# Requests refused before any route sees them (bodies.py, and JSON parsing): a URL holding a NUL character;
+# JSON and form bodies that are not JSON or not UTF-8, too large, or hold a NUL character. NDJSON batches are
+# checked line by line instead.
+URL_REFUSALS = ("422",)
 BODY_REFUSALS = ("400", "413", "422")
 _OPERATIONS = frozenset({"get", "put", "post", "delete", "patch", "options", "head", "trace"})
 
@@ -277,7 +279,7 @@ def _refusable(media_type: str) -> bool:
 def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
     """Make an OpenAPI document say what the handlers send: problem documents under application/problem+json
     (FastAPI files a response model under application/json), every 422 a problem rather than FastAPI's own
-    validation error, and on each operation that takes a body, the refusals of bodies no route sees."""
+    validation error, and on each operation the refusals of URLs and bodies no route sees."""
     schemas = openapi.get("components", {}).get("schemas", {})
     if "Problem" not in schemas:
         return openapi
@@ -287,11 +289,11 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
             if method not in _OPERATIONS:
                 continue
             responses = operation.setdefault("responses", {})
-            if any(_refusable(media) for media in operation.get("requestBody", {}).get("content", {})):
-                for status in BODY_REFUSALS:
-                    responses.setdefault(
-                        status, {"description": "Problem details", "content": {PROBLEM_MEDIA_TYPE: {}}}
-                    )
+            body = any(_refusable(media) for media in operation.get("requestBody", {}).get("content", {}))
+            for status in BODY_REFUSALS if body else URL_REFUSALS:
+                responses.setdefault(
+                    status, {"description": "Problem details", "content": {PROBLEM_MEDIA_TYPE: {}}}
+                )
             for status, response in responses.items():
                 if status == "422" or PROBLEM_MEDIA_TYPE in response.get("content", {}):
                     response["content"] = dict(problem_content)

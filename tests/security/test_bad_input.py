@@ -79,6 +79,25 @@ async def test_invalid_utf8_is_400_and_nul_characters_422(
     assert await _records(app) == 1
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/catalog/resources/population.person%00",
+        "/v1/discrepancies?element=name%00",
+        f"{PERSON}%00/records:query",
+    ],
+)
+async def test_a_nul_in_the_url_is_422_before_any_route(
+    http: httpx.AsyncClient, police: Headers, url: str
+) -> None:
+    # PostgreSQL would refuse it as a code, an element name or a filter: a 500, had it got that far.
+    answer = await http.request(
+        "POST" if url.endswith(":query") else "GET", url, headers=read_headers(police)
+    )
+    assert (answer.status_code, answer.json()["code"]) == (422, "nul_character")
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
 async def test_a_nul_in_a_batch_line_refuses_that_line_only(
     app: Any, http: httpx.AsyncClient, police: Headers
 ) -> None:
