@@ -9,10 +9,13 @@ One pure-ASGI middleware checks JSON and form bodies whole, before the app sees 
 from __future__ import annotations
 
 import re
+from typing import Any
+from urllib.parse import parse_qsl
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from exchange.errors import problem_response
+from exchange.errors import InvalidParam, problem_response
 
 # A JSON string escape for U+0000: "\\u0000" preceded by an even number of backslashes (so "\\\\u0000", an
 # escaped backslash followed by the text u0000, is not one).
@@ -142,5 +145,37 @@ class BodyGuardMiddleware:
                 code="nul_character",
                 title="The body holds a NUL character",
                 detail="Text may not contain U+0000 (NUL); remove it and send again.",
+                invalid_params=[
+                    InvalidParam(name=name, reason="must not contain the NUL character")
+                    for name in (nul_fields_json(body) if is_json else nul_fields_form(body))
+                ],
             )
         return None
+
+
+def _nul_paths(value: Any, path: str) -> list[str]:
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            named = f"{path}.{key}" if path else str(key)
+            found += [named] if "\x00" in str(key) else _nul_paths(item, named)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _nul_paths(item, f"{path}.{index}" if path else str(index))
+    return found
+
+
+def nul_fields_json(body: bytes) -> list[str]:
+    """The fields holding a NUL, named as validation errors name them (``fields.name``), for the answer."""
+    try:
+        return _nul_paths(orjson.loads(body), "")
+    except orjson.JSONDecodeError:
+        return ["body"]
+
+
+def nul_fields_form(body: bytes) -> list[str]:
+    return sorted(
+        {name for name, value in parse_qsl(body.decode(), keep_blank_values=True) if "\x00" in name + value}
+    )

@@ -270,7 +270,8 @@ async def test_no_audit_event_no_data(
         "FOR EACH ROW EXECUTE FUNCTION refuse_reads()",
     )
     response = await query(http, read_headers(civil), [person], ["name"])
-    assert response.status_code == 500
+    assert response.status_code == 503
+    assert response.json()["code"] == "audit_unavailable"
     assert "其木格" not in response.text
     async with app.state.sessionmaker() as session:
         reads = await session.scalar(select(func.count()).where(AuditEvent.action == "records.query"))
