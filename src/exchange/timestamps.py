@@ -13,16 +13,25 @@ from pydantic_core import PydanticCustomError
 
 FIRST = datetime.min.replace(tzinfo=UTC)
 LAST = datetime.max.replace(tzinfo=UTC)
-_OUT_OF_RANGE = f"is out of range: after {FIRST.isoformat()} and before {LAST.isoformat()}"
+OUT_OF_RANGE = f"is out of range: after {FIRST.isoformat()} and before {LAST.isoformat()}"
+
+
+def in_utc(moment: datetime) -> datetime:
+    """An aware ``moment`` in UTC; ``ValueError`` if it falls outside the first and the last instant."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(OUT_OF_RANGE) from None
+    if not FIRST < utc < LAST:
+        raise ValueError(OUT_OF_RANGE)
+    return utc
 
 
 def _between_first_and_last(value: datetime) -> datetime:
     try:
-        inside = FIRST < value.astimezone(UTC) < LAST
-    except OverflowError:
-        inside = False
-    if not inside:
-        raise PydanticCustomError("datetime_range", _OUT_OF_RANGE)
+        in_utc(value)
+    except ValueError:
+        raise PydanticCustomError("datetime_range", OUT_OF_RANGE) from None
     return value
 
 

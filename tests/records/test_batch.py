@@ -70,6 +70,27 @@ async def test_good_lines_are_applied_and_bad_lines_reported_by_number(
     assert (first.version, first.fields["name"]) == (2, "甲二")
 
 
+async def test_a_line_whose_time_has_no_place_on_the_utc_time_line_is_reported_alone(
+    http: httpx.AsyncClient, police: Headers
+) -> None:
+    people = [valid_ric(serial=520 + n) for n in range(3)]
+    body = _lines(
+        [
+            {"subject_id": people[0], "fields": {"name": "甲"}, "valid_from": "0001-01-01T00:00:00+01:00"},
+            {"subject_id": people[1], "fields": {"name": "乙"}, "valid_from": "0001-01-01T00:00:00Z"},
+            {"subject_id": people[2], "fields": {"name": "丙"}, "valid_from": "2020-01-01T08:00:00+08:00"},
+        ]
+    )
+    response = await http.post(f"{PERSON}/records:batch", content=body, headers=police | NDJSON)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["accepted"], result["rejected"]) == (1, 2)
+    assert [(e["line"], [p["name"] for p in e["invalid_params"]]) for e in result["errors"]] == [
+        (1, ["valid_from"]),
+        (2, ["valid_from"]),
+    ]
+
+
 async def test_a_retry_with_the_same_key_changes_nothing_more(
     app: Any, http: httpx.AsyncClient, police: Headers
 ) -> None:

@@ -31,6 +31,7 @@ from exchange.records.schemas import (
     VerifyResult,
 )
 from exchange.records.validation import ResourceRules
+from exchange.timestamps import in_utc
 
 # Clocks of department systems drift; a valid_from this far ahead of the hub's clock is still "now".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -130,7 +131,7 @@ def parse_instant(value: Any) -> datetime:
         raise ValueError("must be an ISO 8601 date and time")
     if moment.tzinfo is None:
         raise ValueError("must carry a UTC offset")
-    return moment.astimezone(UTC)
+    return in_utc(moment)
 
 
 def _changes(item: Prepared, current: Current) -> tuple[dict[str, Any], dict[str, Any]]:
