@@ -59,8 +59,7 @@ def _slow_batch() -> Iterator[bytes]:
     """A batch that takes several seconds to send: 500 lines at a time, a pause between."""
     for start in range(0, LINES, 500):
         yield b"".join(
-            orjson.dumps({"subject_id": _person(n), "fields": {"name": f"居民{n}", "sex": "1"}})
-            + b"\n"
+            orjson.dumps({"subject_id": _person(n), "fields": {"name": f"居民{n}", "sex": "1"}}) + b"\n"
             for n in range(start, start + 500)
         )
         time.sleep(0.15)
