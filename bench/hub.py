@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -29,6 +31,7 @@ class Hub:
     base: str
     env: dict[str, str]
     process: subprocess.Popen[bytes]
+    workers: int
 
     def cli(self, *args: str) -> str:
         return subprocess.run(
@@ -76,6 +79,42 @@ class Hub:
 
         asyncio.run(write())
 
+    def publish(
+        self, token: str, lines: Iterator[bytes], resource: str = "population.person"
+    ) -> dict[str, Any]:
+        """One NDJSON batch, sent whole; the batch answer."""
+        response = httpx.post(
+            f"{self.base}/v1/resources/{resource}/records:batch",
+            content=b"".join(lines),
+            headers={"Authorization": f"Bearer {token}", "content-type": "application/x-ndjson"},
+            timeout=None,
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def sql(self, statement: str) -> Any:
+        """One value from the hub's database (read-only use by the benchmarks: counts, sizes)."""
+        import asyncio
+
+        import asyncpg
+
+        async def fetch() -> Any:
+            connection = await asyncpg.connect(self.dsn)
+            try:
+                return await connection.fetchval(statement)
+            finally:
+                await connection.close()
+
+        return asyncio.run(fetch())
+
+    @property
+    def dsn(self) -> str:
+        """The database URL as asyncpg and libpq take it."""
+        return self.env["EXCHANGE_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+
+    def count_events(self, action: str) -> int:
+        return int(self.sql(f"SELECT count(*) FROM audit_events WHERE action = '{action}'"))  # noqa: S608
+
     def memory_mb(self) -> float:
         """Resident memory of the serving processes (the supervisor and its workers)."""
         parent = psutil.Process(self.process.pid)
@@ -90,22 +129,45 @@ class Hub:
         return total / 2**20
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> float:
+    """Poll ``url`` until it answers 200; the seconds it took. Raises if the process ends first."""
+    started = time.monotonic()
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() - started > timeout:
+            raise RuntimeError(f"{url} did not answer")
+        time.sleep(0.05)
+
+
+def default_workers() -> int:
+    """The API processes `exchange serve` starts in production mode on this machine."""
+    from exchange.cli import production_workers
+
+    return production_workers()
+
+
 @contextmanager
-def running_hub(workers: int = 2, **settings: str) -> Iterator[Hub]:
+def running_hub(workers: int | None = None, **settings: str) -> Iterator[Hub]:
+    """`exchange serve` in production mode, with its default settings, on a fresh embedded database;
+    ``workers`` defaults to what production mode chooses for this machine."""
+    workers = workers or default_workers()
     with tempfile.TemporaryDirectory(prefix="exchange-bench-") as data:
-        port = _free_port()
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
         env |= {
             "EXCHANGE_DATA_DIR": data,
             "EXCHANGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "EXCHANGE_ENV": "production",
-            "EXCHANGE_LOG_LEVEL": "WARNING",
             "EXCHANGE_TOKEN_TTL_SECONDS": "3600",
         } | {f"EXCHANGE_{k.upper()}": v for k, v in settings.items()}
         process = subprocess.Popen(
@@ -118,21 +180,37 @@ def running_hub(workers: int = 2, **settings: str) -> Iterator[Hub]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the hub did not start")
-                time.sleep(0.2)
+            wait_ready(f"{base}/readyz", process)
             env["EXCHANGE_DATABASE_URL"] = _database_url(Path(data))
-            yield Hub(base, env, process)
+            yield Hub(base, env, process, workers)
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
+            stop_group(process)
+            stop_embedded(Path(data))
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """SIGTERM the process and everything it started; SIGKILL what is left after ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def stop_embedded(data: Path) -> None:
+    """Stop the embedded PostgreSQL of ``data`` (fast shutdown), so no server outlives its benchmark."""
+    for candidate in psutil.process_iter(["name", "cmdline"]):
+        cmdline = candidate.info["cmdline"] or []
+        if candidate.info["name"] == "postgres" and "-D" in cmdline and str(data) in " ".join(cmdline):
+            with contextlib.suppress(psutil.Error):
+                candidate.send_signal(signal.SIGINT)
+                try:
+                    candidate.wait(timeout=30)
+                except psutil.TimeoutExpired:
+                    candidate.kill()
 
 
 def _database_url(data: Path) -> str:
