@@ -197,15 +197,18 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     settings = get_settings()
     processes = (
-        workers
-        or settings.workers
-        or (2 * (os.cpu_count() or 1) if settings.env is Environment.production else 1)
+        workers or settings.workers or (production_workers() if settings.env is Environment.production else 1)
     )
     with database(settings) as url:
         catalog_dir = settings.catalog_dir or (DEFAULT_CATALOG if settings.uses_embedded_database else None)
         if catalog_dir is not None and catalog_dir.is_dir():
             _apply_catalog(settings, catalog_dir, dry_run=False, allow_breaking=False, url=url)
         _run_uvicorn(settings, url, host, port, processes)
+
+
+def production_workers() -> int:
+    """API processes in production mode when none are configured: two per core."""
+    return 2 * (os.cpu_count() or 1)
 
 
 def _run_uvicorn(settings: Settings, url: str, host: str, port: int, processes: int) -> None:

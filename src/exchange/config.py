@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    db_hot_pool_size: int = Field(
+        default=8, ge=1, description="Connections per process for governed reads, token checks and audit."
+    )
     log_level: str = "INFO"
     log_json: bool = True
     open_data_rate_per_minute: int = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from exchange.lean import add_body_schemas
 from exchange.logs import current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -236,6 +237,8 @@ def is_database_outage(error: BaseException) -> bool:
             return True
         if isinstance(seen, asyncpg.exceptions.CannotConnectNowError | asyncpg.exceptions.AdminShutdownError):
             return True
+        if isinstance(seen, asyncpg.exceptions.QueryCanceledError):
+            return True  # the server's statement timeout: it is too busy to answer in time
         if isinstance(seen, asyncpg.exceptions.InterfaceError) and "connection is closed" in str(seen):
             return True
         seen = seen.__cause__ or seen.__context__
@@ -310,7 +313,7 @@ def install_handlers(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problems(generate())
+            app.openapi_schema = document_problems(add_body_schemas(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -45,10 +44,16 @@ def plain(value: Any) -> Any:
     return value
 
 
-def canonical(event: Mapping[str, Any]) -> bytes:
+class Fields(Protocol):
+    """An event's fields by name: a mapping, or a database row."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+def canonical(event: Fields) -> bytes:
     """The bytes an event is hashed as: its fields in a fixed order, JSON with sorted keys, UTF-8."""
     return orjson.dumps([plain(event[name]) for name in EVENT_FIELDS], option=orjson.OPT_SORT_KEYS)
 
 
-def link(previous: bytes, event: Mapping[str, Any]) -> bytes:
+def link(previous: bytes, event: Fields) -> bytes:
     return hashlib.sha256(previous + canonical(event)).digest()

@@ -14,13 +14,18 @@ from fastapi import Request
 from exchange.audit.service import Event, Outcome, append_refusal
 
 
+def begin(request: Request, action: str) -> Event:
+    """Open the audit context of a data request (resource from the path, if any)."""
+    event = Event(action=action, resource=request.path_params.get("code"))
+    request.state.audit = event
+    return event
+
+
 def audited(action: str) -> Any:
-    """A dependency that opens the audit context of a data route (resource from the path, if any)."""
+    """A dependency that opens the audit context of a data route."""
 
     async def open_context(request: Request) -> Event:
-        event = Event(action=action, resource=request.path_params.get("code"))
-        request.state.audit = event
-        return event
+        return begin(request, action)
 
     return open_context
 
@@ -30,6 +35,12 @@ def update(request: Request, **changes: Any) -> Event:
     event: Event = replace(request.state.audit, **changes)
     request.state.audit = event
     return event
+
+
+def event(request: Request) -> Event:
+    """The audit context of a request whose route opened one."""
+    opened: Event = request.state.audit
+    return opened
 
 
 def current(request: Request) -> Event | None:
@@ -45,4 +56,4 @@ async def record_refusal(request: Request, status: int, code: str, detail: str) 
     if principal is not None and event.client_id is None:
         event = replace(event, client_id=principal.client_id, department=principal.department_code)
     outcome = Outcome.denied if status in {400, 401, 403, 429} else Outcome.error
-    await append_refusal(request.app.state.sessionmaker, event.refused(outcome, f"{code}: {detail}"))
+    await append_refusal(request.app.state.audit_writer, event.refused(outcome, f"{code}: {detail}"))

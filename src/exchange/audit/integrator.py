@@ -14,14 +14,15 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from joserfc import jws
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from exchange.audit.chain import GENESIS, link
-from exchange.audit.models import AuditCheckpoint, AuditEvent, AuditLink
+from exchange.audit.chain import EVENT_FIELDS, GENESIS, link
 from exchange.auth.keys import SIGNING_ALGORITHM, KeyRing
+from exchange.db.pool import Db, connection
 from exchange.db.session import transaction
 
 logger = logging.getLogger("exchange.audit")
@@ -29,27 +30,29 @@ logger = logging.getLogger("exchange.audit")
 INTEGRATOR_LOCK = 0x6578617564  # "exaud"
 BATCH = 10_000
 
-_TAKE = text(
-    """
+# Take a batch off the queue and read its events in one statement; an event missing from the log (which the
+# queue says was written) comes back with no id.
+_TAKE = f"""
+WITH taken AS (
     DELETE FROM audit_pending WHERE event_id IN (
-        SELECT event_id FROM audit_pending ORDER BY event_id LIMIT :limit FOR UPDATE SKIP LOCKED
+        SELECT event_id FROM audit_pending ORDER BY event_id LIMIT $1 FOR UPDATE SKIP LOCKED
     ) RETURNING event_id, occurred_at
-    """
 )
-_LINKS = text(
-    """
-    INSERT INTO audit_chain (seq, event_id, occurred_at, hash)
-    SELECT * FROM unnest(CAST(:seqs AS bigint[]), CAST(:ids AS bigint[]), CAST(:times AS timestamptz[]),
-                         CAST(:hashes AS bytea[]))
-    """
-)
+SELECT t.event_id AS queued_id, {", ".join(f"e.{name}" for name in EVENT_FIELDS)}
+FROM taken AS t LEFT JOIN audit_events AS e ON e.id = t.event_id AND e.occurred_at = t.occurred_at
+ORDER BY t.event_id
+"""  # noqa: S608 (column names are constants)
+_HEAD = "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1"
+_LINKS = """
+INSERT INTO audit_chain (seq, event_id, occurred_at, hash)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bytea[])
+"""
+_CHECKPOINT = "INSERT INTO audit_checkpoints (seq, hash, created_at, signature) VALUES ($1, $2, $3, $4)"
 
 
-async def chain_head(session: AsyncSession) -> tuple[int, bytes]:
-    row = (
-        await session.execute(select(AuditLink.seq, AuditLink.hash).order_by(AuditLink.seq.desc()).limit(1))
-    ).first()
-    return (row.seq, row.hash) if row else (0, GENESIS)
+async def chain_head(db: Db) -> tuple[int, bytes]:
+    row = await db.fetchrow(_HEAD)
+    return (row["seq"], row["hash"]) if row else (0, GENESIS)
 
 
 def sign_checkpoint(key: Any, seq: int, digest: bytes, at: datetime) -> str:
@@ -58,42 +61,31 @@ def sign_checkpoint(key: Any, seq: int, digest: bytes, at: datetime) -> str:
     return jws.serialize_compact(header, orjson.dumps(payload), key, algorithms=[SIGNING_ALGORITHM])
 
 
-async def integrate_once(session: AsyncSession, keys: KeyRing, limit: int = BATCH) -> int:
-    """Chain up to ``limit`` queued events in this transaction; the number chained."""
-    taken = (await session.execute(_TAKE, {"limit": limit})).all()
-    if not taken:
-        return 0
-    ids = sorted(row.event_id for row in taken)
-    events = {
-        row.id: dict(row._mapping)
-        for row in await session.execute(
-            select(AuditEvent.__table__).where(
-                AuditEvent.id.in_(ids),
-                AuditEvent.occurred_at >= min(row.occurred_at for row in taken),
-                AuditEvent.occurred_at <= max(row.occurred_at for row in taken),
-            )
-        )
-    }
-    seq, previous = await chain_head(session)
-    seqs, chained_ids, times, hashes = [], [], [], []
-    for event_id in ids:
-        event = events.get(event_id)
-        if event is None:
-            logger.error("a queued audit event is missing from the log", extra={"event_id": event_id})
-            continue
-        seq += 1
-        previous = link(previous, event)
-        seqs.append(seq)
-        chained_ids.append(event_id)
-        times.append(event["occurred_at"])
-        hashes.append(previous)
-    if seqs:
-        await session.execute(_LINKS, {"seqs": seqs, "ids": chained_ids, "times": times, "hashes": hashes})
-        now = datetime.now(UTC)
-        signature = sign_checkpoint(await keys.signing_key(session), seq, previous, now)
-        session.add(AuditCheckpoint(seq=seq, hash=previous, created_at=now, signature=signature))
-        await session.flush()
-    return len(seqs)
+async def integrate_once(db: Db, key: Any, limit: int = BATCH) -> int:
+    """Chain up to ``limit`` queued events in one transaction, signed with ``key``; the number chained."""
+    async with db.transaction():
+        taken = await db.fetch(_TAKE, limit)
+        if not taken:
+            return 0
+        seq, previous = await chain_head(db)
+        seqs, chained_ids, times, hashes = [], [], [], []
+        for event in taken:
+            if event["id"] is None:
+                logger.error(
+                    "a queued audit event is missing from the log", extra={"event_id": event["queued_id"]}
+                )
+                continue
+            seq += 1
+            previous = link(previous, event)
+            seqs.append(seq)
+            chained_ids.append(event["id"])
+            times.append(event["occurred_at"])
+            hashes.append(previous)
+        if seqs:
+            await db.execute(_LINKS, seqs, chained_ids, times, hashes)
+            now = datetime.now(UTC)
+            await db.execute(_CHECKPOINT, seq, previous, now, sign_checkpoint(key, seq, previous, now))
+        return len(seqs)
 
 
 async def ensure_partitions(session: AsyncSession, now: datetime) -> None:
@@ -124,11 +116,13 @@ class Integrator:
         self,
         engine: AsyncEngine,
         sessionmaker: async_sessionmaker[AsyncSession],
+        pool: asyncpg.Pool,
         keys: KeyRing,
         interval: float = 0.5,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
+        self.pool = pool
         self.keys = keys
         self.interval = interval
         self.holds_role = False
@@ -166,7 +160,9 @@ class Integrator:
                     await ensure_partitions(session, datetime.now(UTC))
                 partitions_checked = loop.time()
             async with transaction(self.sessionmaker) as session:
-                chained = await integrate_once(session, self.keys)
+                key = await self.keys.signing_key(session)
+            async with connection(self.pool) as db:
+                chained = await integrate_once(db, key)
             if chained < BATCH:
                 await asyncio.sleep(self.interval)
                 # The guard connection holds the lock; a ping keeps it from idling out unnoticed.

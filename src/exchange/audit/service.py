@@ -1,6 +1,7 @@
-"""Writing the audit log. Every access and change goes through :func:`append` (in the request's
-transaction: if it fails, nothing is returned) or, for refusals, :func:`append_refusal` (its own transaction:
-a refused request writes nothing else, yet its refusal must be kept)."""
+"""Writing the audit log. Every change goes through :func:`append` (in the request's transaction: if it
+fails, nothing is done or returned); reads and refusals go through the process's
+:class:`~exchange.audit.writer.AuditWriter` (committed before the answer; a refused request writes nothing
+else, yet its refusal must be kept)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ from collections.abc import Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.audit.models import AuditEvent, AuditPending
-from exchange.db.session import transaction
 from exchange.errors import ExchangeError, is_database_outage
 from exchange.logs import current_request_id
 
@@ -62,7 +62,7 @@ class Event:
         return replace(self, outcome=outcome, reason=reason)
 
 
-def _row(event: Event) -> dict[str, Any]:
+def row_of(event: Event) -> dict[str, Any]:
     return {
         "action": event.action,
         "outcome": event.outcome.value,
@@ -106,7 +106,7 @@ async def append(session: AsyncSession, event: Event) -> None:
 
     If the log refuses the event, the request fails closed: its transaction rolls back and it answers 503."""
     try:
-        await session.execute(_append_statement([_row(event)]))
+        await session.execute(_append_statement([row_of(event)]))
     except DBAPIError as error:
         if is_database_outage(error):
             raise
@@ -114,11 +114,14 @@ async def append(session: AsyncSession, event: Event) -> None:
         raise AuditUnavailable() from error
 
 
-async def append_refusal(sessionmaker: async_sessionmaker[AsyncSession], event: Event) -> None:
-    """Record a refused or failed attempt in a transaction of its own, since the request's rolls back."""
+class Appender(Protocol):
+    async def append(self, event: Event) -> None: ...
+
+
+async def append_refusal(writer: Appender, event: Event) -> None:
+    """Record a refused or failed attempt apart from the request's transaction, which rolls back."""
     try:
-        async with transaction(sessionmaker) as session:
-            await append(session, event)
+        await writer.append(event)
     except Exception:
         # The request is refused either way; an operator must hear that its refusal went unrecorded.
         logger.exception(

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth.models import Client, ClientAssertion
+from exchange.db.pool import Db
 from exchange.departments.models import Department
 
 
@@ -21,6 +22,18 @@ async def active_client(session: AsyncSession, client_id: str) -> Client | None:
         .join(Department, Department.code == Client.department_code)
         .where(Client.client_id == client_id, Client.disabled_at.is_(None), Department.disabled_at.is_(None))
     )
+
+
+_ACTIVE_CLIENT = """
+SELECT c.department_code, c.roles FROM clients AS c JOIN departments AS d ON d.code = c.department_code
+WHERE c.client_id = $1 AND c.disabled_at IS NULL AND d.disabled_at IS NULL
+"""
+
+
+async def active_client_roles(db: Db, client_id: str) -> tuple[str, list[str]] | None:
+    """The department and roles of the client, if it and its department are both enabled (hot path)."""
+    row = await db.fetchrow(_ACTIVE_CLIENT, client_id)
+    return None if row is None else (row["department_code"], row["roles"])
 
 
 async def record_assertion(session: AsyncSession, client_id: str, jti: str, expires_at: datetime) -> bool:

@@ -32,6 +32,32 @@ class AccessClaims:
     expires_at: datetime
 
 
+class VerifiedTokens:
+    """Access tokens this process has verified, so a client's next request with the same token costs a
+    dictionary lookup instead of an ECDSA verification. A token is served from here only until it expires;
+    whether its client is still enabled is asked of the database on every request regardless."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._claims: dict[str, AccessClaims] = {}
+
+    def get(self, token: str, now: datetime | None = None) -> AccessClaims | None:
+        claims = self._claims.get(token)
+        if claims is None:
+            return None
+        if claims.expires_at + timedelta(seconds=CLOCK_SKEW_SECONDS) <= (now or datetime.now(UTC)):
+            del self._claims[token]
+            return None
+        return claims
+
+    def put(self, token: str, claims: AccessClaims) -> None:
+        if len(self._claims) >= self.size:
+            # Bounded: forget the oldest half (dicts keep insertion order); they are verified again if seen.
+            for stale in list(self._claims)[: self.size // 2]:
+                del self._claims[stale]
+        self._claims[token] = claims
+
+
 def issue_access_token(
     key: ECKey,
     *,

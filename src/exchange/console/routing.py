@@ -30,7 +30,7 @@ def _to_sign_in(request: Request) -> Response:
 async def _log_refusal(request: Request, error: ExchangeError) -> None:
     active = getattr(request.state, "console", None)
     await audit.append_refusal(
-        request.app.state.sessionmaker,
+        request.app.state.audit_writer,
         audit.Event(
             action="console.refused",
             outcome=audit.Outcome.denied,

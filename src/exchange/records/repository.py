@@ -12,6 +12,9 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from exchange.access.policy import Access, GrantView
+from exchange.db.pool import Db
+
 
 @dataclass(slots=True)
 class Current:
@@ -207,14 +210,6 @@ _CURRENT = text(
     WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[])) AND version > 0
     """
 )
-_HISTORY = text(
-    """
-    SELECT subject_id, version, valid_from, values FROM record_versions
-    WHERE resource_code = :resource AND subject_id = ANY(CAST(:ids AS text[]))
-      AND valid_from <= :as_of AND recorded_at <= :known_at
-    ORDER BY subject_id, valid_from, recorded_at, version
-    """
-)
 
 
 async def current_records(
@@ -224,21 +219,97 @@ async def current_records(
     return {row.subject_id: _current(row) for row in rows}
 
 
+# The governed read in one round trip: the caller's client if it and its department are enabled, the
+# catalogue version the caller's rules must match, the consumer's grants for the purpose in force now, the
+# records and their elements under review. Nothing of it leaves the hub before the caller is confirmed and
+# the policy decision on the grants allows it. (Rows are anonymous records, which asyncpg decodes only for
+# core types: hence the casts of varchar columns to text.)
+_GOVERNED_READ = """
+SELECT
+    (SELECT ROW(c.department_code::text, c.roles::text[])
+     FROM clients AS c JOIN departments AS d ON d.code = c.department_code
+     WHERE c.client_id = $6 AND c.disabled_at IS NULL AND d.disabled_at IS NULL) AS client,
+    (SELECT version FROM resources WHERE code = $1) AS catalog_version,
+    ARRAY(
+        SELECT ROW(g.id, g.access::text, array_agg(e.element)::text[], min(e.valid_from), max(e.valid_until))
+        FROM grants AS g JOIN grant_elements AS e ON e.grant_id = g.id
+        WHERE g.consumer_department = $2 AND g.resource_code = $1 AND g.purpose_code = $3
+          AND g.revoked_at IS NULL AND e.revoked_at IS NULL AND e.valid_from <= $4 AND e.valid_until > $4
+        GROUP BY g.id, g.access
+    ) AS grants,
+    ARRAY(
+        SELECT ROW(r.subject_id::text, r.version, r.fields, r.stamps, r.element_versions, r.updated_at)
+        FROM records AS r
+        WHERE r.resource_code = $1 AND r.subject_id = ANY($5::text[]) AND r.version > 0
+    ) AS records,
+    ARRAY(
+        SELECT ROW(d.subject_id::text, d.element::text) FROM discrepancies AS d
+        WHERE d.resource_code = $1 AND d.status = 'open' AND d.subject_id = ANY($5::text[])
+    ) AS under_review
+"""
+
+
+@dataclass(slots=True)
+class GovernedRead:
+    client: tuple[str, list[str]] | None  # department and roles, if the client and department are enabled
+    catalog_version: int | None
+    grants: list[GrantView]
+    records: dict[str, Current]
+    under_review: dict[str, set[str]]
+
+
+async def governed_read(
+    db: Db,
+    resource: str,
+    client_id: str,
+    department: str,
+    purpose: str,
+    now: datetime,
+    subject_ids: Sequence[str],
+) -> GovernedRead:
+    row = await db.fetchrow(_GOVERNED_READ, resource, department, purpose, now, list(subject_ids), client_id)
+    assert row is not None
+    flagged: dict[str, set[str]] = {}
+    for subject_id, element in row["under_review"]:
+        flagged.setdefault(subject_id, set()).add(element)
+    return GovernedRead(
+        client=row["client"],
+        catalog_version=row["catalog_version"],
+        grants=[
+            GrantView(
+                id=id_,
+                purpose=purpose,
+                access=Access(access),
+                elements=frozenset(elements),
+                valid_from=valid_from,
+                valid_until=valid_until,
+            )
+            for id_, access, elements, valid_from, valid_until in row["grants"]
+        ],
+        records={r[0]: Current(r[1], r[2], r[3], r[4], r[5]) for r in row["records"]},
+        under_review=flagged,
+    )
+
+
+_HISTORY_OF = """
+SELECT subject_id, version, valid_from, values FROM record_versions
+WHERE resource_code = $1 AND subject_id = ANY($2::text[]) AND valid_from <= $3 AND recorded_at <= $4
+ORDER BY subject_id, valid_from, recorded_at, version
+"""
+
+
 async def records_as_of(
-    session: AsyncSession, resource: str, subject_ids: Sequence[str], as_of: datetime, known_at: datetime
+    db: Db, resource: str, subject_ids: Sequence[str], as_of: datetime, known_at: datetime
 ) -> dict[str, Current]:
     """Each subject's values as they were true at ``as_of``, by what the hub knew at ``known_at``:
     per element, the value with the latest valid_from (ties: the later recorded) wins."""
     result: dict[str, Current] = {}
-    rows = await session.execute(
-        _HISTORY, {"resource": resource, "ids": list(subject_ids), "as_of": as_of, "known_at": known_at}
-    )
-    for row in rows:
-        record = result.setdefault(row.subject_id, Current(0, {}, {}, {}))
-        record.version = max(record.version, row.version)
-        valid_from = stamp(row.valid_from)
-        for name, value in row.values.items():
+    for row in await db.fetch(_HISTORY_OF, resource, list(subject_ids), as_of, known_at):
+        record = result.setdefault(row["subject_id"], Current(0, {}, {}, {}))
+        record.version = max(record.version, row["version"])
+        valid_from = stamp(row["valid_from"])
+        for name, value in row["values"].items():
             record.fields[name] = value
             record.stamps[name] = valid_from
-            record.versions[name] = row.version
+            record.versions[name] = row["version"]
     return result

@@ -6,15 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
-from exchange.access.dependencies import ReadUse, Use
+from exchange import lean
+from exchange.access.dependencies import Use
+from exchange.access.policy import Access
 from exchange.audit import context
-from exchange.audit.service import Event
 from exchange.auth.dependencies import require_roles
 from exchange.auth.principal import Principal, Role
 from exchange.db.session import DbSession
 from exchange.errors import problem_responses
 from exchange.idempotency import service as idempotency
 from exchange.records import batch, opendata, service
+from exchange.records.dependencies import consumer_reader, governed, read_path
 from exchange.records.schemas import (
     BatchResult,
     PublishBody,
@@ -33,22 +35,12 @@ open_router = APIRouter(
 )
 
 Publisher = Annotated[Principal, Depends(require_roles(Role.publisher))]
-Consumer = Annotated[Principal, Depends(require_roles(Role.consumer))]
+
+
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Retrying with the same key has the effect of one request."),
 ]
-
-
-def _reading(request: Request, principal: Principal, subject_ids: list[str], elements: list[str]) -> Event:
-    """The audit context of a governed read: who asks, about whom, for which elements."""
-    return context.update(
-        request,
-        subject_ids=subject_ids,
-        elements=elements,
-        department=principal.department_code,
-        client_id=principal.client_id,
-    )
 
 
 @router.post(
@@ -135,32 +127,36 @@ async def publish_batch(
     )
 
 
+# The governed reads are lean routes (exchange.lean): see records/dependencies.py.
 @router.post(
     "/records:query",
     response_model=QueryResult,
-    dependencies=[Depends(context.audited("records.query"))],
     summary="Read records: only the requested elements, only under a grant for the declared purpose",
+    openapi_extra=lean.declared_openapi(consumer_reader, QueryBody),
 )
-async def query(
-    code: str, body: QueryBody, request: Request, session: DbSession, principal: Consumer, use: ReadUse
-) -> QueryResult:
-    event = _reading(request, principal, body.subject_ids, body.fields)
-    rules = await service.load_rules(session, code)
-    return await service.query(session, rules, principal, use, body, event)
+async def query(code: str, request: Request) -> QueryResult:
+    context.begin(request, "records.query")
+    g = await governed(
+        request, code, QueryBody, lambda b: b.subject_ids, lambda b: b.fields, "subject_ids", Access.read
+    )
+    event = context.event(request)
+    return await service.query(read_path(request), g.asked, g.read, g.decision, g.body, event)
 
 
 @router.post(
     "/records:verify",
     response_model=VerifyResult,
-    dependencies=[Depends(context.audited("records.verify"))],
     summary="Verify (核验) values against the canonical record without revealing it",
+    openapi_extra=lean.declared_openapi(consumer_reader, VerifyBody),
 )
-async def verify(
-    code: str, body: VerifyBody, request: Request, session: DbSession, principal: Consumer, use: ReadUse
-) -> VerifyResult:
-    event = _reading(request, principal, [body.subject_id], sorted(body.fields))
-    rules = await service.load_rules(session, code)
-    return await service.verify(session, rules, principal, use, body, event)
+async def verify(code: str, request: Request) -> VerifyResult:
+    context.begin(request, "records.verify")
+    g = await governed(
+        request, code, VerifyBody, lambda b: [b.subject_id], lambda b: sorted(b.fields), "subject_id",
+        Access.verify,
+    )  # fmt: skip
+    event = context.event(request)
+    return await service.verify(read_path(request), g.asked, g.read, g.decision, g.body, event)
 
 
 @open_router.post(

@@ -7,18 +7,20 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from exchange.access import repository as access_repository
 from exchange.access.dependencies import DeclaredUse
 from exchange.access.exceptions import UnauthorizedField
-from exchange.access.policy import Access, Decision, ElementRule, decide
+from exchange.access.policy import Access, Decision, decide
 from exchange.audit import service as audit
 from exchange.auth.principal import Principal
 from exchange.catalog import repository as catalog_repository
 from exchange.catalog.exceptions import ResourceNotFound
-from exchange.crosscheck import repository as crosscheck_repository
 from exchange.crosscheck import service as crosscheck
+from exchange.db.pool import connection
+from exchange.db.session import transaction
 from exchange.errors import InvalidInput, InvalidParam
 from exchange.records import repository
 from exchange.records.repository import Current, NewObservation, NewVersion, stamp
@@ -41,6 +43,9 @@ FRESHNESS_RESOLUTION = timedelta(hours=1)
 
 
 _rules_cache: dict[tuple[str, int], ResourceRules] = {}
+# The newest rules this process has built per resource: governed reads check with them and confirm the
+# version in their own statement (see _governed).
+_latest_rules: dict[str, ResourceRules] = {}
 
 
 async def load_rules(session: AsyncSession, code: str) -> ResourceRules:
@@ -58,10 +63,12 @@ async def load_rules(session: AsyncSession, code: str) -> ResourceRules:
         if not loaded:
             raise ResourceNotFound(code)
         resource, spec = loaded[0]
-        rules = ResourceRules(spec)
+        rules = ResourceRules(spec, resource.version)
         if len(_rules_cache) > 256:
             _rules_cache.clear()
         _rules_cache[(code, resource.version)] = rules
+    if rules.version >= getattr(_latest_rules.get(code), "version", -1):
+        _latest_rules[code] = rules
     return rules
 
 
@@ -301,10 +308,6 @@ async def publish_one(
     return result
 
 
-def _element_rules(rules: ResourceRules) -> dict[str, ElementRule]:
-    return {name: ElementRule(e.source_department, e.sharing.value) for name, e in rules.elements.items()}
-
-
 def check_elements(rules: ResourceRules, names: Sequence[str], field: str) -> None:
     unknown = [name for name in names if name not in rules.elements]
     if unknown:
@@ -342,7 +345,7 @@ async def decide_for(
     grants = await access_repository.grants_for(session, department, rules.spec.code, purpose, now)
     return decide(
         department=department,
-        rules=_element_rules(rules),
+        rules=rules.policy_rules,
         requested=elements,
         access=access,
         purpose=purpose,
@@ -351,43 +354,109 @@ async def decide_for(
     )
 
 
-async def authorize(
-    session: AsyncSession,
-    rules: ResourceRules,
-    principal: Principal,
-    use: DeclaredUse,
-    elements: Sequence[str],
-    access: Access,
+@dataclass(frozen=True, slots=True)
+class ReadPath:
+    """What a governed read needs of its process: the driver pool, the audit writer, and the ORM sessions
+    that (re)load a resource's rules when the catalogue has moved on."""
+
+    pool: asyncpg.Pool
+    writer: audit.Appender
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+async def _rules(path: ReadPath, code: str, newer_than: int = -1) -> ResourceRules:
+    rules = _latest_rules.get(code)
+    if rules is None or rules.version <= newer_than:
+        async with transaction(path.sessionmaker) as session:
+            rules = await load_rules(session, code)
+    return rules
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A governed read checked against the rules this process knows: the elements and the subjects (in
+    canonical form, each once)."""
+
+    rules: ResourceRules
+    elements: list[str]
+    subject_ids: list[str]
+
+    @property
+    def code(self) -> str:
+        return self.rules.spec.code
+
+
+def _asked(
+    rules: ResourceRules, elements: Sequence[str], subject_ids: Sequence[str], id_field: str = "subject_ids"
+) -> Asked:
+    check_elements(rules, elements, "fields")
+    ids = list(dict.fromkeys(canonical_subject_ids(rules, subject_ids, id_field)))
+    return Asked(rules, list(elements), ids)
+
+
+async def ask(
+    path: ReadPath, code: str, elements: Sequence[str], subject_ids: Sequence[str], id_field: str
+) -> Asked:
+    """Check a governed read's elements and subjects (422, naming ``id_field``) of a resource that exists
+    (404)."""
+    return _asked(await _rules(path, code), elements, subject_ids, id_field)
+
+
+async def fetch(
+    path: ReadPath, asked: Asked, client_id: str, department: str, purpose: str
+) -> tuple[Asked, repository.GovernedRead]:
+    """The caller's client, grants and the records in one round trip.
+
+    The statement also returns the resource's catalogue version: if an edit made the rules stale, they are
+    reloaded and the request checked and read again, so no answer rests on an outdated catalogue."""
+    while True:
+        async with connection(path.pool) as db:
+            read = await repository.governed_read(
+                db, asked.code, client_id, department, purpose, datetime.now(UTC), asked.subject_ids
+            )
+        if read.catalog_version is None or read.catalog_version == asked.rules.version:
+            return asked, read
+        rules = await _rules(path, asked.code, newer_than=asked.rules.version)
+        asked = _asked(rules, asked.elements, asked.subject_ids)
+
+
+def authorize(
+    asked: Asked, read: repository.GovernedRead, principal: Principal, purpose: str, access: Access
 ) -> Decision:
     """Ask the policy decision point; a denial is raised as ``unauthorized_field`` (and audited)."""
-    assert use.purpose is not None
-    decision = await decide_for(
-        session, rules, principal.department_code, use.purpose, elements, access, datetime.now(UTC)
+    if read.catalog_version is None:
+        raise ResourceNotFound(asked.code)
+    decision = decide(
+        department=principal.department_code,
+        rules=asked.rules.policy_rules,
+        requested=asked.elements,
+        access=access,
+        purpose=purpose,
+        grants=read.grants,
+        now=datetime.now(UTC),
     )
     if not decision.allowed:
-        raise UnauthorizedField(rules.spec.code, decision.missing, decision.reason)
+        raise UnauthorizedField(asked.code, decision.missing, decision.reason)
     return decision
 
 
 async def query(
-    session: AsyncSession,
-    rules: ResourceRules,
-    principal: Principal,
-    use: DeclaredUse,
+    path: ReadPath,
+    asked: Asked,
+    read: repository.GovernedRead,
+    decision: Decision,
     body: QueryBody,
     event: audit.Event,
 ) -> QueryResult:
-    check_elements(rules, body.fields, "fields")
-    subject_ids = list(dict.fromkeys(canonical_subject_ids(rules, body.subject_ids, "subject_ids")))
-    decision = await authorize(session, rules, principal, use, body.fields, Access.read)
-    if body.as_of is None and body.known_at is None:
-        found = await repository.current_records(session, rules.spec.code, subject_ids)
-    else:
+    subject_ids = asked.subject_ids
+    found = read.records
+    if body.as_of is not None or body.known_at is not None:
         now = datetime.now(UTC)
-        found = await repository.records_as_of(
-            session, rules.spec.code, subject_ids, body.as_of or now, body.known_at or now
-        )
-    flagged = await crosscheck_repository.under_review(session, rules.spec.code, subject_ids)
+        async with connection(path.pool) as db:
+            found = await repository.records_as_of(
+                db, asked.code, subject_ids, body.as_of or now, body.known_at or now
+            )
+    flagged = read.under_review
     records = []
     for subject_id in subject_ids:
         record = found.get(subject_id)
@@ -404,10 +473,11 @@ async def query(
                 under_review=[name for name in body.fields if name in doubted],
             )
         )
-    not_found = [s for s in subject_ids if s not in {r.subject_id for r in records}]
-    await audit.append(
-        session,
-        _read_event(event, decision, subject_ids, body.fields, found=len(records), not_found=len(not_found)),
+    returned = {r.subject_id for r in records}
+    not_found = [s for s in subject_ids if s not in returned]
+    # No event, no data: the answer goes out only once its event is committed.
+    await path.writer.append(
+        _read_event(event, decision, subject_ids, body.fields, found=len(records), not_found=len(not_found))
     )
     return QueryResult(records=records, not_found=not_found)
 
@@ -430,30 +500,27 @@ def _read_event(
 
 
 async def verify(
-    session: AsyncSession,
-    rules: ResourceRules,
-    principal: Principal,
-    use: DeclaredUse,
+    path: ReadPath,
+    asked: Asked,
+    read: repository.GovernedRead,
+    decision: Decision,
     body: VerifyBody,
     event: audit.Event,
 ) -> VerifyResult:
-    check_elements(rules, list(body.fields), "fields")
-    (subject_id,) = canonical_subject_ids(rules, [body.subject_id], "subject_id")
-    decision = await authorize(session, rules, principal, use, list(body.fields), Access.verify)
-    record = (await repository.current_records(session, rules.spec.code, [subject_id])).get(subject_id)
+    (subject_id,) = asked.subject_ids
+    record = read.records.get(subject_id)
+    matchers = asked.rules.matchers
     matches = {
-        name: record is not None
-        and name in record.fields
-        and rules.matchers[name](record.fields[name], value)
+        name: record is not None and name in record.fields and matchers[name](record.fields[name], value)
         for name, value in body.fields.items()
     }
-    flagged = await crosscheck_repository.under_review(session, rules.spec.code, [subject_id])
-    await audit.append(
-        session, _read_event(event, decision, [subject_id], list(body.fields), found=record is not None)
+    flagged = read.under_review.get(subject_id, set())
+    await path.writer.append(
+        _read_event(event, decision, [subject_id], asked.elements, found=record is not None)
     )
     return VerifyResult(
         subject_id=subject_id,
         found=record is not None,
         matches=matches,
-        under_review=[name for name in body.fields if name in flagged.get(subject_id, set())],
+        under_review=[name for name in body.fields if name in flagged],
     )

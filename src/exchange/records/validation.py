@@ -18,6 +18,7 @@ from typing import Any
 from geojson_pydantic.geometries import Geometry
 from pydantic import TypeAdapter, ValidationError
 
+from exchange.access.policy import ElementRule
 from exchange.catalog.schemas import ElementSpec, ElementType, ResourceSpec, SubjectIdType
 from exchange.crosscheck.compare import Matcher, matcher
 from exchange.identifiers import CheckedId, InvalidIdentifier, check_ric, normalize_uscc
@@ -204,8 +205,9 @@ class Checked:
 class ResourceRules:
     """Everything needed to check bodies for one resource, prepared once and reused for every line."""
 
-    def __init__(self, spec: ResourceSpec) -> None:
+    def __init__(self, spec: ResourceSpec, version: int = 0) -> None:
         self.spec = spec
+        self.version = version  # the catalogue version of the resource these rules were built from
         self.elements = {element.name: element for element in spec.elements}
         self.checkers = {element.name: checker_for(element) for element in spec.elements}
         self.matchers: dict[str, Matcher] = {
@@ -213,6 +215,11 @@ class ResourceRules:
             for element in spec.elements
         }
         self.subject_check = SUBJECT_CHECKS[spec.subject_id_type]
+        # What the policy decision point needs of each element (one number, one source; sharing).
+        self.policy_rules = {
+            element.name: ElementRule(element.source_department, element.sharing.value)
+            for element in spec.elements
+        }
 
     def subject_id(self, value: Any) -> CheckedId:
         if not isinstance(value, str) or not value.strip():
