@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     token_audience: str = "exchange-hub"
     token_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     workers: int | None = Field(
-        default=None, ge=1, description="API processes; default 1, or 2 per core in production."
+        default=None, ge=1, description="API processes; default 1, or 1 per core in production."
     )
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
