@@ -57,6 +57,23 @@ async def test_an_unexpected_failure_is_a_500_problem_without_internals(
     assert body["request_id"] == response.headers["x-request-id"]
 
 
+async def test_a_transaction_the_database_undid_for_another_is_a_503_to_retry(
+    app: Any, http: httpx.AsyncClient
+) -> None:
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    async def deadlocked() -> None:
+        cause = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+        raise DBAPIError("UPDATE records ...", {}, cause) from cause
+
+    app.add_api_route("/test-deadlock", deadlocked)
+    response = await http.get("/test-deadlock")
+    assert response.status_code == 503
+    assert response.json()["code"] == "concurrent_conflict"
+    assert response.headers["retry-after"] == "1"
+
+
 async def test_openapi_describes_problem_responses_and_the_bearer_scheme(http: httpx.AsyncClient) -> None:
     spec = (await http.get("/openapi.json")).json()
     create = spec["paths"]["/v1/departments"]["post"]

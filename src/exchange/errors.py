@@ -245,6 +245,31 @@ def is_database_outage(error: BaseException) -> bool:
     return False
 
 
+def is_concurrency_conflict(error: BaseException) -> bool:
+    """Whether the database gave up on the request's transaction for the sake of another one (a deadlock it
+    broke, a serialization failure): nothing of it was committed, and trying again will do."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, asyncpg.exceptions.DeadlockDetectedError | asyncpg.exceptions.SerializationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def concurrency_conflict_response() -> JSONResponse:
+    return problem_response(
+        status=503,
+        code="concurrent_conflict",
+        title="Crossed with another request",
+        detail=(
+            "The database undid this request's transaction to let a concurrent one through; what it was "
+            "doing is not applied. Send it again (a batch with the same Idempotency-Key resumes where it "
+            "stopped)."
+        ),
+        headers={"Retry-After": "1"},
+    )
+
+
 def database_outage_response() -> JSONResponse:
     return problem_response(
         status=503,

@@ -40,7 +40,7 @@ def normalize_uscc(value: str) -> str:
     return number
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckedId:
     """A canonical identifier and what the hub noticed without refusing it."""
 

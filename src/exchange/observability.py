@@ -21,7 +21,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from exchange.errors import database_outage_response, internal_error_response, is_database_outage
+from exchange.errors import (
+    concurrency_conflict_response,
+    database_outage_response,
+    internal_error_response,
+    is_concurrency_conflict,
+    is_database_outage,
+)
 from exchange.logs import bind_request_id, reset_request_id
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -76,6 +82,9 @@ class RequestContextMiddleware:
             if is_database_outage(error):
                 logger.warning("database unavailable", extra={"route": _route_template(scope)})
                 await database_outage_response()(scope, receive, send_with_id)
+            elif is_concurrency_conflict(error):
+                logger.warning("transaction undone by the database", extra={"route": _route_template(scope)})
+                await concurrency_conflict_response()(scope, receive, send_with_id)
             else:
                 logger.exception("unhandled error", extra={"route": _route_template(scope)})
                 await internal_error_response()(scope, receive, send_with_id)

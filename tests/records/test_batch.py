@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -149,3 +150,71 @@ async def test_lines_split_across_network_chunks_are_read_whole() -> None:
             yield piece
 
     assert [line async for line in batch.lines_of(pieces())] == [b'{"a":1}', b'{"b":2}', b"", b'{"c":3}']
+
+
+async def test_chunks_applied_side_by_side_keep_the_order_of_the_lines(
+    app: Any, http: httpx.AsyncClient, police: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two chunks are applied at once; a person in both waits for the first, so the later line wins, and the
+    saved progress counts every version of the chunks before."""
+    monkeypatch.setattr(batch, "CHUNK", 10)
+    people = [valid_ric(serial=900 + n) for n in range(30)]
+    known = {"subject_id": people[2], "fields": {"name": "原"}}
+    await http.post(f"{PERSON}/records:batch", content=_lines([known]), headers=police | NDJSON)
+    bodies = [{"subject_id": person, "fields": {"name": f"先{n}"}} for n, person in enumerate(people)]
+    # The first person again in the third chunk, and the second in the second: each a new version on top.
+    bodies[25] = {"subject_id": people[0], "fields": {"name": "后来"}}
+    bodies[15] = {"subject_id": people[1], "fields": {"name": "随后"}}
+    # The third is changed in the first chunk and changed back in the second: read before the first chunk
+    # commits, the second's value would look unchanged.
+    bodies[16] = {"subject_id": people[2], "fields": {"name": "原"}}
+    applied = batch.service.apply
+
+    async def first_chunk_slow(session: Any, rules: Any, principal: Any, items: Any, *args: Any) -> Any:
+        results = await applied(session, rules, principal, items, *args)
+        if items[0].subject_id == people[0]:
+            await asyncio.sleep(0.3)  # the second chunk reads meanwhile, unless it waits
+        return results
+
+    monkeypatch.setattr(batch.service, "apply", first_chunk_slow)
+    headers = police | NDJSON | {"Idempotency-Key": "batch-900"}
+    result = (await http.post(f"{PERSON}/records:batch", content=_lines(bodies), headers=headers)).json()
+    assert (result["accepted"], result["applied_versions"]) == (30, 30)
+    async with app.state.sessionmaker() as session:
+        first = await session.get(Record, ("population.person", people[0]))
+        second = await session.get(Record, ("population.person", people[1]))
+        third = await session.get(Record, ("population.person", people[2]))
+    assert first is not None
+    assert second is not None
+    assert third is not None
+    assert (first.version, first.fields["name"]) == (2, "后来")
+    assert (second.version, second.fields["name"]) == (2, "随后")
+    assert (third.version, third.fields["name"]) == (3, "原")
+    assert await _count(app, RecordVersion) == 31
+
+
+async def test_a_chunk_that_fails_leaves_the_chunks_after_it_unapplied(
+    app: Any, http: httpx.AsyncClient, police: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk after a failed one was applied beside it but commits only after it: it rolls back too, and
+    a retry with the same key resumes after the last chunk that did commit."""
+    monkeypatch.setattr(batch, "CHUNK", 10)
+    bodies = [{"subject_id": valid_ric(serial=950 + n), "fields": {"name": f"败{n}"}} for n in range(30)]
+    headers = police | NDJSON | {"Idempotency-Key": "batch-950"}
+    applied = batch.service.apply
+
+    async def second_chunk_fails(session: Any, rules: Any, principal: Any, items: Any, *args: Any) -> Any:
+        results = await applied(session, rules, principal, items, *args)
+        if items[0].subject_id == bodies[10]["subject_id"]:
+            raise RuntimeError("the database went away mid-chunk")
+        return results
+
+    monkeypatch.setattr(batch.service, "apply", second_chunk_fails)
+    failed = await http.post(f"{PERSON}/records:batch", content=_lines(bodies), headers=headers)
+    assert failed.status_code == 500
+    assert await _count(app, RecordVersion) == 10  # the first chunk only; the third waited and rolled back
+
+    monkeypatch.setattr(batch.service, "apply", applied)
+    resumed = (await http.post(f"{PERSON}/records:batch", content=_lines(bodies), headers=headers)).json()
+    assert (resumed["resumed_after_line"], resumed["applied_versions"]) == (10, 30)
+    assert await _count(app, RecordVersion) == 30

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -267,3 +269,42 @@ async def test_every_publish_is_audited_and_a_refused_one_too(
     assert events[0].purpose == "household-registration"
     assert events[0].details == {"version": 1, "changed": ["sex"]}
     assert "fields.sex" in (events[1].reason or "")
+
+
+async def test_two_publishers_creating_one_record_at_once_both_land_one_after_the_other(app: object) -> None:
+    """The second read the record as missing while the first was creating it; its save finds the record
+    there, so its work is undone and done again on top: versions 1 and 2, nothing lost or overwritten."""
+    from datetime import UTC, datetime
+
+    from exchange.auth.principal import Principal, Role
+    from exchange.db.session import transaction
+    from exchange.records import service
+    from tests.fixtures_departments import POLICE
+
+    person = valid_ric(serial=21)
+    principal = Principal("cl_test", POLICE, frozenset({Role.publisher}), "token")
+    sessionmaker = app.state.sessionmaker  # type: ignore[attr-defined]
+    async with transaction(sessionmaker) as session:
+        rules = await service.load_rules(session, "population.person")
+    now = datetime.now(UTC)
+
+    def item(name: str) -> service.Prepared:
+        prepared = service.prepare(rules, POLICE, {"subject_id": person, "fields": {"name": name}}, now)
+        assert isinstance(prepared, service.Prepared)
+        return prepared
+
+    async with transaction(sessionmaker) as first:
+        (created,) = await service.apply(first, rules, principal, [item("先到")], now, 10)
+        async with transaction(sessionmaker) as second:
+            # The second sees no record yet (the first has not committed) and waits for the first's key.
+            late = asyncio.create_task(service.apply(second, rules, principal, [item("后到")], now, 10))
+            await asyncio.sleep(0.3)
+            assert not late.done()
+            await first.commit()
+            (updated,) = await late
+    assert (created.version, updated.version) == (1, 2)
+    async with sessionmaker() as session:
+        record = await session.get(Record, ("population.person", person))
+    assert record is not None
+    assert (record.version, record.fields["name"]) == (2, "后到")
+    assert await _versions(app, person) == 2

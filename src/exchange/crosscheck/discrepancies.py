@@ -312,7 +312,7 @@ async def report(
     if errors:
         raise InvalidInput("; ".join(f"{e.name}: {e.reason}" for e in errors), errors)
     value = checked.values[body.element]
-    current = await records_repository.lock_current(session, rules.spec.code, [], [subject_id])
+    current = await records_repository.lock_current(session, rules.spec.code, [subject_id])
     dated = body.observed_at is not None
     reported = crosscheck.Reported(subject_id, body.element, value, observed_at, body.note, dated)
     (compared,) = crosscheck.compare(rules, [reported], current)

@@ -8,13 +8,14 @@ batch's progress, so after a crash a retry with the same key skips exactly the l
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import ClientDisconnect
 
@@ -31,6 +32,8 @@ from exchange.records.schemas import BatchError, BatchResult
 from exchange.records.validation import ResourceRules
 
 CHUNK = 2000
+IN_FLIGHT = 2
+YIELD_EVERY = 50
 MAX_LINE_BYTES = 1 << 20
 MAX_ERRORS_REPORTED = 1000
 
@@ -76,7 +79,7 @@ class Tally:
             "observations": self.observations,
             "discrepancies": self.discrepancies,
             "warnings": self.warnings,
-            "errors": self.errors,
+            "errors": list(self.errors),
             "errors_truncated": self.errors_truncated,
         }
 
@@ -132,6 +135,20 @@ def _lock_key(client_id: str, key: str) -> int:
 
 
 @dataclass(slots=True)
+class InFlight:
+    """A chunk being applied: its transaction's ordering lock, whether it holds it yet, and the subjects it
+    holds back from the chunks after it."""
+
+    task: asyncio.Task[None]
+    lock: int
+    holding: asyncio.Event
+    subjects: set[str]
+
+
+_TAKE = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+@dataclass(slots=True)
 class Batch:
     sessionmaker: async_sessionmaker[AsyncSession]
     rules: ResourceRules
@@ -143,56 +160,94 @@ class Batch:
     max_line: int = MAX_LINE_BYTES
     chunk: list[service.Prepared] = field(default_factory=list)
     subjects: set[str] = field(default_factory=set)
-    pending: asyncio.Task[None] | None = None
+    in_flight: list[InFlight] = field(default_factory=list)
+    chunks: int = 0
+    batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     # Lines without valid_from became true when the batch arrived: one instant for the whole batch.
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     async def flush(self) -> None:
         """Hand the pending lines to the database and go on reading.
 
-        At most one chunk is in flight: checking the next chunk's lines overlaps with the database
-        applying this one, and chunks still commit one after another, in order.
-        """
-        await self.drain()
-        chunk, self.chunk, self.subjects = self.chunk, [], set()
-        self.pending = asyncio.create_task(self._commit(chunk, self.tally.state()))
+        Up to ``IN_FLIGHT`` chunks are applied at once, each in its own transaction on its own connection,
+        while the next is being checked. They commit one after another, in order, so the progress a chunk
+        saves covers every line before it; and a chunk that has a subject in common with one in flight
+        waits for it, so the later line wins."""
+        chunk, subjects, self.chunk, self.subjects = self.chunk, self.subjects, [], set()
+        while len(self.in_flight) >= IN_FLIGHT or any(subjects & f.subjects for f in self.in_flight):
+            await self._oldest_committed()
+        previous = self.in_flight[-1] if self.in_flight else None
+        self.chunks += 1
+        lock, holding = advisory_key(f"batch-chunk:{self.batch_id}:{self.chunks}"), asyncio.Event()
+        task = asyncio.create_task(self._commit(chunk, self.tally.state(), lock, holding, previous))
+        self.in_flight.append(InFlight(task, lock, holding, subjects))
 
     async def drain(self) -> None:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            await pending
+        while self.in_flight:
+            await self._oldest_committed()
 
-    async def _commit(self, chunk: list[service.Prepared], state: dict[str, Any]) -> None:
-        """Apply one chunk, with its audit event and the progress as of its last line, in one transaction."""
+    async def _oldest_committed(self) -> None:
+        """Wait for the oldest chunk in flight; if it failed, the later ones roll back too: wait for them,
+        and raise its error."""
+        oldest = self.in_flight.pop(0)
+        try:
+            await oldest.task
+        except BaseException:
+            later, self.in_flight = self.in_flight, []
+            await asyncio.gather(*(f.task for f in later), return_exceptions=True)
+            raise
+
+    async def _commit(
+        self,
+        chunk: list[service.Prepared],
+        state: dict[str, Any],
+        lock: int,
+        holding: asyncio.Event,
+        previous: InFlight | None,
+    ) -> None:
+        """Apply one chunk, with its audit event and the progress as of its last line, in one transaction,
+        committed once the chunk before it has committed (and not at all if that one failed).
+
+        The wait for the chunk before is a wait for the lock its transaction holds until it ends, so that
+        PostgreSQL sees it: should another transaction hold what the chunk before needs while waiting for
+        what this one holds, the database detects the cycle as the deadlock it is and breaks it."""
         now = datetime.now(UTC)
-        async with transaction(self.sessionmaker) as session:
-            if chunk:
-                results = await service.apply(
-                    session, self.rules, self.principal, chunk, now, self.review_days
-                )
-                versions = sum(1 for r in results if r.changed)
-                observations = sum(len(r.item.observed) for r in results)
-                discrepancies = sum(len(r.discrepancies) for r in results)
-                await audit.append(
-                    session,
-                    service.publish_event(
-                        self.rules,
-                        self.principal,
-                        self.use,
-                        chunk,
-                        batch_lines=state["lines"],
-                        **({"discrepancies": discrepancies} if discrepancies else {}),
-                    ),
-                )
-                state["applied_versions"] += versions
-                state["observations"] += observations
-                state["discrepancies"] += discrepancies
-            if self.key is not None:
-                await idempotency.save_progress(session, self.principal.client_id, self.key, state)
-        if chunk:
-            self.tally.applied_versions += versions
-            self.tally.observations += observations
-            self.tally.discrepancies += discrepancies
+        versions = observations = discrepancies = 0
+        try:
+            async with transaction(self.sessionmaker) as session:
+                await session.execute(_TAKE, {"key": lock})
+                holding.set()
+                if chunk:
+                    results = await service.apply(
+                        session, self.rules, self.principal, chunk, now, self.review_days
+                    )
+                    versions = sum(1 for r in results if r.changed)
+                    observations = sum(len(r.item.observed) for r in results)
+                    discrepancies = sum(len(r.discrepancies) for r in results)
+                    await audit.append(
+                        session,
+                        service.publish_event(
+                            self.rules,
+                            self.principal,
+                            self.use,
+                            chunk,
+                            batch_lines=state["lines"],
+                            **({"discrepancies": discrepancies} if discrepancies else {}),
+                        ),
+                    )
+                if previous is not None:
+                    await _committed(session, previous)
+                # What the chunks before have done is known now: this chunk's progress counts it too.
+                state["applied_versions"] = self.tally.applied_versions + versions
+                state["observations"] = self.tally.observations + observations
+                state["discrepancies"] = self.tally.discrepancies + discrepancies
+                if self.key is not None:
+                    await idempotency.save_progress(session, self.principal.client_id, self.key, state)
+        finally:
+            holding.set()
+        self.tally.applied_versions += versions
+        self.tally.observations += observations
+        self.tally.discrepancies += discrepancies
 
     async def add(self, number: int, line: bytes | None) -> None:
         if line is None:
@@ -225,6 +280,16 @@ class Batch:
         self.subjects.add(prepared.subject_id)
         self.tally.accepted += 1
         self.tally.warnings += len(prepared.warnings)
+
+
+async def _committed(session: AsyncSession, previous: InFlight) -> None:
+    """Wait, in the database, until the chunk before has ended; raise if it did not commit."""
+    holding = asyncio.ensure_future(previous.holding.wait())
+    await asyncio.wait({holding, previous.task}, return_when=asyncio.FIRST_COMPLETED)
+    holding.cancel()
+    if not previous.task.done():
+        await session.execute(_TAKE, {"key": previous.lock})
+    await asyncio.shield(previous.task)
 
 
 async def run(
@@ -285,6 +350,11 @@ async def _run(
             tally.lines = number
             if len(batch.chunk) >= CHUNK:
                 await batch.flush()
+            elif number % YIELD_EVERY == 0:
+                # Checking lines never waits, so without this the chunk being applied would get the event
+                # loop only when the next part of the body arrives: its statements would wait for the
+                # checking instead of running beside it.
+                await asyncio.sleep(0)
     except (ClientDisconnect, OSError):
         await batch.drain()
         applied = tally.lines - len(batch.chunk)

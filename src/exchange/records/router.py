@@ -12,7 +12,7 @@ from exchange.access.policy import Access
 from exchange.audit import context
 from exchange.auth.dependencies import require_roles
 from exchange.auth.principal import Principal, Role
-from exchange.db.session import DbSession
+from exchange.db.session import DbSession, transaction
 from exchange.errors import problem_responses
 from exchange.idempotency import service as idempotency
 from exchange.records import batch, opendata, service
@@ -106,14 +106,15 @@ async def publish(
 async def publish_batch(
     code: str,
     request: Request,
-    session: DbSession,
     principal: Publisher,
     use: Use,
     idempotency_key: IdempotencyKey = None,
 ) -> BatchResult:
     key = idempotency.check_key(idempotency_key) if idempotency_key is not None else None
-    rules = await service.load_rules(session, code)
     state = request.app.state
+    # A batch runs for as long as its body streams: it holds no transaction open meanwhile, only its chunks'.
+    async with transaction(state.sessionmaker) as session:
+        rules = await service.load_rules(session, code)
     return await batch.run(
         state.engine,
         state.sessionmaker,

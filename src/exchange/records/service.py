@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from exchange.access import repository as access_repository
@@ -84,10 +85,14 @@ class Prepared:
     dated: bool = False  # the publisher said when the values became true (valid_from)
 
 
+_BODY_KEYS = frozenset({"subject_id", "fields", "valid_from"})
+
+
 def prepare(
     rules: ResourceRules, department: str, body: Mapping[str, Any], now: datetime
 ) -> Prepared | list[InvalidParam]:
-    """Check one publish body; the reasons it is refused, or what to apply."""
+    """Check one publish body; the reasons it is refused, or what to apply. (Run for every line of a
+    batch: written for speed, with the common case of a valid body first.)"""
     errors: list[InvalidParam] = []
     subject_id = None
     try:
@@ -96,11 +101,12 @@ def prepare(
     except ValueError as exc:
         errors.append(InvalidParam(name="subject_id", reason=str(exc)))
     fields = body.get("fields")
-    if not isinstance(fields, Mapping) or not fields:
+    if not fields or not (type(fields) is dict or isinstance(fields, Mapping)):
         errors.append(InvalidParam(name="fields", reason="must be an object with at least one element"))
         fields = {}
     checked = rules.fields(fields)
-    errors += [InvalidParam(name=name, reason=reason) for name, reason in checked.errors]
+    if checked.errors:
+        errors += [InvalidParam(name=name, reason=reason) for name, reason in checked.errors]
     valid_from = now
     raw_from = body.get("valid_from")
     if raw_from is not None:
@@ -111,18 +117,22 @@ def prepare(
         else:
             if valid_from > now + CLOCK_SKEW:
                 errors.append(InvalidParam(name="valid_from", reason="must not be in the future"))
-    unknown = set(body) - {"subject_id", "fields", "valid_from"}
-    errors += [InvalidParam(name=name, reason="is not a field of a publish body") for name in sorted(unknown)]
+    unknown = body.keys() - _BODY_KEYS
+    if unknown:
+        reason = "is not a field of a publish body"
+        errors += [InvalidParam(name=name, reason=reason) for name in sorted(unknown)]
     if errors or subject_id is None:
         return errors
-    canonical = {}
-    observed = {}
-    for name, value in checked.values.items():
-        if rules.elements[name].source_department == department:
-            canonical[name] = value
-        else:
-            observed[name] = value
-    warnings = [f"subject_id: {w}" for w in checked_id.warnings] + checked.warnings
+    values = checked.values
+    own = rules.elements_of(department)
+    if values.keys() <= own:
+        canonical, observed = values, {}
+    else:
+        canonical = {name: value for name, value in values.items() if name in own}
+        observed = {name: value for name, value in values.items() if name not in own}
+    warnings = checked.warnings
+    if checked_id.warnings:
+        warnings = [f"subject_id: {w}" for w in checked_id.warnings] + warnings
     return Prepared(subject_id, valid_from, canonical, observed, warnings, raw_from is not None)
 
 
@@ -148,9 +158,15 @@ def _changes(item: Prepared, current: Current) -> tuple[dict[str, Any], dict[str
     A value whose valid_from is not older than the current one replaces it if it differs. An older one is
     a report about the past: it goes into the history (as-of reads see it) but leaves the present alone.
     """
-    changed: dict[str, Any] = {}
-    moved: dict[str, Any] = {}
     moment = stamp(item.valid_from)
+    if current.created:
+        # Nothing recorded yet: every value there is makes the first version (the common case of a load).
+        changed = {name: value for name, value in item.canonical.items() if value is not None}
+        current.fields = dict(changed)
+        current.stamps = dict.fromkeys(changed, moment)
+        return changed, dict.fromkeys(changed)
+    changed = {}
+    moved: dict[str, Any] = {}
     for name, value in item.canonical.items():
         held = current.stamps.get(name)
         if held is None or moment >= held:
@@ -164,7 +180,7 @@ def _changes(item: Prepared, current: Current) -> tuple[dict[str, Any], dict[str
     return changed, moved
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Applied:
     """What one checked publish did (a plain object: batches make millions of them)."""
 
@@ -196,38 +212,116 @@ async def apply(
     """Apply checked publishes (subjects distinct) in set-based statements; return one result per item.
 
     Canonical values make new versions; reported values of other sources are cross-checked against the
-    same locked records, so a report and a concurrent change of the value it doubts cannot cross.
-    """
+    same locked records, so a report and a concurrent change of the value it doubts cannot cross. If a
+    concurrent publisher creates one of the new records first, the work is undone and done again on top."""
+    while True:
+        try:
+            async with session.begin_nested():
+                return await _apply(session, rules, principal, items, now, review_days)
+        except repository.RecordCreatedMeanwhile:
+            continue
+
+
+@dataclass(slots=True)
+class _Planned:
+    """One item's effect, worked out against its record as read (None: the item has no canonical values)."""
+
+    item: Prepared
+    record: Current | None
+    read_version: int
+    version: int
+    changed: dict[str, Any]
+    moved: dict[str, Any]
+
+
+def _plan(item: Prepared, record: Current | None) -> _Planned:
+    if record is None:
+        return _Planned(item, None, 0, 0, {}, {})
+    read_version = record.version
+    changed, moved = _changes(item, record)
+    if changed:
+        record.version += 1
+        for name in moved:
+            record.versions[name] = record.version
+    return _Planned(item, record, read_version, record.version, changed, moved)
+
+
+def _stale(record: Current, now: datetime) -> bool:
+    """Whether a record republished unchanged is due to be marked fresh again."""
+    return record.updated_at is None or now - record.updated_at > FRESHNESS_RESOLUTION
+
+
+def _as_read(seen: Mapping[str, Current], item: Prepared) -> Current | None:
+    if not item.canonical:
+        return None
+    return seen.get(item.subject_id) or Current(0, {}, {}, {}, created=True)
+
+
+async def _planned(
+    session: AsyncSession, code: str, items: Sequence[Prepared]
+) -> tuple[list[_Planned], dict[str, Current]]:
+    """Each item's effect, and the records it concerns as they will stand.
+
+    The source's values are first compared with its records as they stand, unlocked, so that a republished
+    extract locks and writes nothing; the records that change are then locked and read again, and one that
+    another transaction changed in between is worked out again as it is now."""
+    seen = await repository.current_of(session, code, [item.subject_id for item in items if item.canonical])
+    planned = [_plan(item, _as_read(seen, item)) for item in items]
+    changing = [
+        p.item.subject_id for p in planned if p.changed and p.record is not None and not p.record.created
+    ]
+    locked = await repository.lock_current(
+        session, code, changing + [item.subject_id for item in items if item.observed]
+    )
+    for index, p in enumerate(planned):
+        fresh = locked.get(p.item.subject_id)
+        if p.record is not None and fresh is not None and fresh.version != p.read_version:
+            planned[index] = _plan(p.item, fresh)
+    # As they will stand: what this publish makes of them, else as locked.
+    return planned, locked | {p.item.subject_id: p.record for p in planned if p.record is not None}
+
+
+async def _apply(
+    session: AsyncSession,
+    rules: ResourceRules,
+    principal: Principal,
+    items: Sequence[Prepared],
+    now: datetime,
+    review_days: int,
+) -> list[Applied]:
     code = rules.spec.code
-    owned = [item.subject_id for item in items if item.canonical]
-    observing = [item.subject_id for item in items if item.observed]
-    current = await repository.lock_current(session, code, owned, observing) if items else {}
+    planned, current = await _planned(session, code, items)
     versions: list[NewVersion] = []
     untouched: list[str] = []
     moved_by_subject: dict[str, list[str]] = {}
     reported: list[crosscheck.Reported] = []
-    changed_by_item = []
-    for item in items:
-        version = 0
-        changed: dict[str, Any] = {}
-        if item.canonical:
-            record = current[item.subject_id]
-            changed, moved = _changes(item, record)
-            version = record.version
-            if changed:
-                version = record.version = record.version + 1
-                for name in moved:
-                    record.versions[name] = version
-                if moved:
-                    moved_by_subject[item.subject_id] = list(moved)
-                versions.append(NewVersion(item.subject_id, version, item.valid_from, changed, record, moved))
-            elif record.updated_at is None or now - record.updated_at > FRESHNESS_RESOLUTION:
-                untouched.append(item.subject_id)
-        reported += [
-            crosscheck.Reported(item.subject_id, name, value, item.valid_from, dated=item.dated)
-            for name, value in item.observed.items()
-        ]
-        changed_by_item.append((item, version, list(changed)))
+    for p in planned:
+        item, record = p.item, p.record
+        if record is not None and p.changed:
+            if p.moved and not record.created:
+                # A record just created has no value anyone could have doubted yet.
+                moved_by_subject[item.subject_id] = list(p.moved)
+            # A new record's fields are its first version's values, written as JSON once for both.
+            fields_json = orjson.dumps(p.changed).decode() if record.created else None
+            versions.append(
+                NewVersion(
+                    item.subject_id,
+                    p.version,
+                    item.valid_from,
+                    p.changed,
+                    record,
+                    p.moved,
+                    record.created,
+                    fields_json,
+                )
+            )
+        elif record is not None and not record.created and _stale(record, now):
+            untouched.append(item.subject_id)
+        if item.observed:
+            reported += [
+                crosscheck.Reported(item.subject_id, name, value, item.valid_from, dated=item.dated)
+                for name, value in item.observed.items()
+            ]
     await repository.save_versions(
         session, code, versions, client=principal.client_id, department=principal.department_code, now=now
     )
@@ -256,16 +350,18 @@ async def apply(
     )
     return [
         Applied(
-            item,
-            version,
-            changed,
+            p.item,
+            p.version,
+            list(p.changed),
             [
-                str(opened[(item.subject_id, name)].id)
-                for name in item.observed
-                if (item.subject_id, name) in opened
-            ],
+                str(opened[(p.item.subject_id, name)].id)
+                for name in p.item.observed
+                if (p.item.subject_id, name) in opened
+            ]
+            if p.item.observed
+            else [],
         )
-        for item, version, changed in changed_by_item
+        for p in planned
     ]
 
 

@@ -30,7 +30,7 @@ _PHONE = re.compile(r"^(\+86[- ]?)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?|\d{
 _ADDRESS_CODE = re.compile(r"^\d{6}[0-9A-Z]{6,34}$")
 _GEOMETRY: TypeAdapter[Any] = TypeAdapter(Geometry)
 
-Checker = Callable[[Any], tuple[Any, tuple[str, ...]]]
+Checker = Callable[[Any], Any]
 
 
 def _text(value: Any, length: int | None) -> str:
@@ -128,15 +128,23 @@ def _geometry(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Warned:
+    """A value to store and what the hub noticed about it without refusing it (identifier checkers only)."""
+
+    value: Any
+    warnings: tuple[str, ...]
+
+
 def _identifier(check: Callable[[str], CheckedId]) -> Checker:
-    def run(value: Any) -> tuple[Any, tuple[str, ...]]:
+    def run(value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError("must be a string")
         try:
             checked = check(value)
         except InvalidIdentifier as exc:
             raise ValueError(str(exc)) from None
-        return checked.number, checked.warnings
+        return Warned(checked.number, checked.warnings) if checked.warnings else checked.number
 
     return run
 
@@ -151,17 +159,12 @@ def _address_code(value: str) -> CheckedId:
     )
 
 
-def _plain(check: Callable[[Any], Any]) -> Checker:
-    def run(value: Any) -> tuple[Any, tuple[str, ...]]:
-        return check(value), ()
-
-    return run
-
-
 def checker_for(element: ElementSpec) -> Checker:
+    """The element's checker: the value to store (a :class:`Warned` one if there is something to note), or
+    ``ValueError`` with the reason."""
     kind = element.type
     if kind in {ElementType.string, ElementType.text}:
-        return _plain(lambda v: _text(v, element.length))
+        return lambda value: _text(value, element.length)
     if kind is ElementType.code:
         allowed = frozenset(item.code for item in element.codes or [])
 
@@ -170,8 +173,8 @@ def checker_for(element: ElementSpec) -> Checker:
                 raise ValueError("is not in the element's code list")
             return value
 
-        return _plain(code)
-    simple: dict[ElementType, Callable[[Any], Any]] = {
+        return code
+    simple: dict[ElementType, Checker] = {
         ElementType.integer: _integer,
         ElementType.decimal: _decimal,
         ElementType.boolean: _boolean,
@@ -182,7 +185,7 @@ def checker_for(element: ElementSpec) -> Checker:
         ElementType.geometry: _geometry,
     }
     if kind in simple:
-        return _plain(simple[kind])
+        return simple[kind]
     return _identifier(check_ric if kind is ElementType.id_number else _uscc)
 
 
@@ -193,7 +196,7 @@ SUBJECT_CHECKS: dict[SubjectIdType, Callable[[str], CheckedId]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Checked:
     """A publish body after checking: canonical values, or the reasons it was refused."""
 
@@ -215,11 +218,21 @@ class ResourceRules:
             for element in spec.elements
         }
         self.subject_check = SUBJECT_CHECKS[spec.subject_id_type]
+        self._own: dict[str, frozenset[str]] = {}
         # What the policy decision point needs of each element (one number, one source; sharing).
         self.policy_rules = {
             element.name: ElementRule(element.source_department, element.sharing.value)
             for element in spec.elements
         }
+
+    def elements_of(self, department: str) -> frozenset[str]:
+        """The elements ``department`` is the source of."""
+        own = self._own.get(department)
+        if own is None:
+            own = self._own[department] = frozenset(
+                name for name, element in self.elements.items() if element.source_department == department
+            )
+        return own
 
     def subject_id(self, value: Any) -> CheckedId:
         if not isinstance(value, str) or not value.strip():
@@ -231,21 +244,25 @@ class ResourceRules:
 
     def fields(self, fields: Mapping[str, Any]) -> Checked:
         checked = Checked()
+        checkers = self.checkers
+        values = checked.values
         for name, value in fields.items():
-            element = self.elements.get(name)
-            if element is None:
+            check = checkers.get(name)
+            if check is None:
                 checked.errors.append((f"fields.{name}", f"{self.spec.code} has no element {name}"))
             elif value is None:
-                if element.required:
+                if self.elements[name].required:
                     checked.errors.append((f"fields.{name}", "is required and cannot be cleared"))
                 else:
-                    checked.values[name] = None
+                    values[name] = None
             else:
                 try:
-                    stored, warnings = self.checkers[name](value)
+                    stored = check(value)
                 except ValueError as exc:
                     checked.errors.append((f"fields.{name}", str(exc)))
-                else:
-                    checked.values[name] = stored
-                    checked.warnings.extend(f"fields.{name}: {warning}" for warning in warnings)
+                    continue
+                if type(stored) is Warned:
+                    checked.warnings.extend(f"fields.{name}: {warning}" for warning in stored.warnings)
+                    stored = stored.value
+                values[name] = stored
         return checked
