@@ -116,15 +116,17 @@ class Hub:
         return int(self.sql(f"SELECT count(*) FROM audit_events WHERE action = '{action}'"))  # noqa: S608
 
     def memory_mb(self) -> float:
-        """Resident memory of the serving processes (the supervisor and its workers)."""
+        """Memory of the serving processes (the arbiter and its workers), as PSS where the system reports
+        it: the workers are forked from the arbiter and share its pages, which RSS would count once each."""
         parent = psutil.Process(self.process.pid)
-        processes = [parent, *parent.children(recursive=True)]
         total = 0
-        for process in processes:
+        for process in [parent, *parent.children(recursive=True)]:
             try:
-                if "postgres" not in process.name():
-                    total += process.memory_info().rss
-            except psutil.NoSuchProcess:
+                if "postgres" in process.name():
+                    continue
+                info = process.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except psutil.Error:
                 pass
         return total / 2**20
 

@@ -214,21 +214,27 @@ def production_workers() -> int:
 
 
 def _run_uvicorn(settings: Settings, url: str, host: str, port: int, processes: int) -> None:
-    import uvicorn
-
     os.environ["EXCHANGE_DATABASE_URL"] = url
     if processes > 1:
+        # Set before the app (and prometheus_client) is imported: the workers forked from it count there.
         metrics_dir = settings.data_dir.resolve() / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     get_settings.cache_clear()
+    from exchange.main import create_app
+
+    if processes > 1:
+        from exchange.serving import serve_forked
+
+        serve_forked(create_app(), host, port, processes, settings.log_level)
+        return
+    import uvicorn
+
     uvicorn.run(
-        "exchange.main:create_app",
-        factory=True,
+        create_app(),
         host=host,
         port=port,
-        workers=processes,
         log_config=None,
         access_log=False,
         proxy_headers=True,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import time
-import uuid
+from functools import lru_cache
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -42,6 +44,15 @@ LATENCY = Histogram(
 )
 
 access_log = logging.getLogger("exchange.access")
+
+
+@lru_cache(maxsize=4096)
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter and latency histogram of one route and status (looked up once: a label lookup
+    costs more than the update)."""
+    return REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
+
+
 logger = logging.getLogger("exchange.errors")
 
 
@@ -59,7 +70,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(16)
         token = bind_request_id(request_id)
         started = time.perf_counter()
         status = 500
@@ -91,8 +102,9 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(elapsed)
+            count, latency = _series(scope["method"], route, status)
+            count.inc()
+            latency.observe(elapsed)
             principal = getattr(scope.get("state", {}).get("principal"), "client_id", None)
             access_log.info(
                 "request",

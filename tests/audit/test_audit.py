@@ -323,3 +323,64 @@ async def test_the_verify_command_reports_the_first_bad_sequence_number(app: Any
     refused = await asyncio.to_thread(run_cli, "audit", "verify", env=env, check=False)
     assert refused.returncode == 1
     assert "first bad sequence number: 2" in refused.stderr
+
+
+async def test_the_database_writes_an_events_fields_as_the_chain_hashes_them(app: Any) -> None:
+    """The integrator and the verifier have PostgreSQL format times and ids for hashing; archives and the
+    pure chain functions format them in Python: both must give the same bytes, or old links stop verifying."""
+    import uuid
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from exchange.audit.chain import plain
+
+    moments = [
+        datetime(2026, 12, 1, 8, 0, 0, 0, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=8))),
+        datetime(2031, 7, 31, 23, 59, 59, 1, tzinfo=UTC),
+    ]
+    grant = uuid.uuid4()
+    async with app.state.engine.connect() as connection:
+        for moment in moments:
+            row = (
+                await connection.execute(
+                    text(
+                        """SELECT to_char(CAST(:at AS timestamptz) AT TIME ZONE 'UTC',
+                                          'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), CAST(:grant AS uuid)::text"""
+                    ),
+                    {"at": moment, "grant": grant},
+                )
+            ).one()
+            assert (row[0], row[1]) == (plain(moment), plain(grant))
+
+
+async def test_an_event_read_as_json_from_the_database_hashes_as_its_columns_do(app: Any) -> None:
+    """Chaining and verifying read each event as one JSON array built by PostgreSQL; archives hash events
+    from their columns. Awkward values must give the same bytes both ways."""
+    import uuid
+
+    from exchange.audit.chain import CANONICAL_JSON, GENESIS, link, link_json
+    from exchange.audit.service import Event
+
+    event = Event(
+        action="records.query",
+        reason='引号 " 反斜杠 \\ 换行\n制表\t ᠮᠣᠩᠭᠣᠯ ＦＵＬＬ',
+        department=CIVIL_AFFAIRS,
+        client_id="cl_test",
+        officer="ᠪᠠᠲᠤ",
+        grant_id=uuid.uuid4(),
+        resource="population.person",
+        subject_ids=["150402198503120025", "ᠮᠣᠩ"],
+        elements=[],
+        details={"b": [1, 2.5, None, True], "a": {"z": "", "y": 12345678901234}, "长": -0.0},
+    )
+    await app.state.audit_writer.append(event)
+    async with app.state.engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    f"SELECT e.*, {CANONICAL_JSON} AS canonical FROM audit_events AS e "  # noqa: S608
+                    "WHERE action = 'records.query' ORDER BY id DESC LIMIT 1"
+                )
+            )
+        ).one()
+    assert link_json(GENESIS, row.canonical) == link(GENESIS, row._mapping)

@@ -20,7 +20,7 @@ from joserfc import jws
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from exchange.audit.chain import EVENT_FIELDS, GENESIS, link
+from exchange.audit.chain import CANONICAL_JSON, GENESIS, link_json
 from exchange.auth.keys import SIGNING_ALGORITHM, KeyRing
 from exchange.db.pool import Db, connection
 from exchange.db.session import transaction
@@ -38,10 +38,10 @@ WITH taken AS (
         SELECT event_id FROM audit_pending ORDER BY event_id LIMIT $1 FOR UPDATE SKIP LOCKED
     ) RETURNING event_id, occurred_at
 )
-SELECT t.event_id AS queued_id, {", ".join(f"e.{name}" for name in EVENT_FIELDS)}
+SELECT t.event_id, t.occurred_at, e.id IS NOT NULL AS present, {CANONICAL_JSON}
 FROM taken AS t LEFT JOIN audit_events AS e ON e.id = t.event_id AND e.occurred_at = t.occurred_at
 ORDER BY t.event_id
-"""  # noqa: S608 (column names are constants)
+"""  # noqa: S608 (column expressions are constants)
 _HEAD = "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1"
 _LINKS = """
 INSERT INTO audit_chain (seq, event_id, occurred_at, hash)
@@ -69,17 +69,15 @@ async def integrate_once(db: Db, key: Any, limit: int = BATCH) -> int:
             return 0
         seq, previous = await chain_head(db)
         seqs, chained_ids, times, hashes = [], [], [], []
-        for event in taken:
-            if event["id"] is None:
-                logger.error(
-                    "a queued audit event is missing from the log", extra={"event_id": event["queued_id"]}
-                )
+        for event_id, occurred_at, present, event in taken:
+            if not present:
+                logger.error("a queued audit event is missing from the log", extra={"event_id": event_id})
                 continue
             seq += 1
-            previous = link(previous, event)
+            previous = link_json(previous, event)
             seqs.append(seq)
-            chained_ids.append(event["id"])
-            times.append(event["occurred_at"])
+            chained_ids.append(event_id)
+            times.append(occurred_at)
             hashes.append(previous)
         if seqs:
             await db.execute(_LINKS, seqs, chained_ids, times, hashes)

@@ -32,7 +32,13 @@ class AuditEvent(Base):
         PrimaryKeyConstraint("id", "occurred_at", name="pk_audit_events"),
         CheckConstraint("outcome IN ('allowed','denied','error')", name="outcome_known"),
         Index("ix_audit_events_occurred_at", "occurred_at"),
-        Index("ix_audit_events_subject_ids", "subject_ids", postgresql_using="gin"),
+        # No pending list: searches never scan one, and no insert ever merges one (migration 0010).
+        Index(
+            "ix_audit_events_subject_ids",
+            "subject_ids",
+            postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
+        ),
         Index("ix_audit_events_department", "department", "occurred_at"),
         {"postgresql_partition_by": "RANGE (occurred_at)"},
     )

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import secrets
+from functools import cache
 
 import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-# Verified when the client id is unknown, so a wrong id costs as long as a wrong secret.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(32))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the client id is unknown, so a wrong id costs as long as a wrong secret (made on first
+    use: hashing costs a third of a second, which every process start would pay)."""
+    return _hasher.hash(secrets.token_urlsafe(32))
 
 
 def new_client_id() -> str:
@@ -27,7 +33,7 @@ def hash_secret(secret: str) -> str:
 
 def _verify(secret_hash: str | None, secret: str) -> bool:
     try:
-        return _hasher.verify(secret_hash or _DUMMY_HASH, secret) and secret_hash is not None
+        return _hasher.verify(secret_hash or _dummy_hash(), secret) and secret_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

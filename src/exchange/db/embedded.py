@@ -67,9 +67,12 @@ def start_embedded(data_dir: Path) -> tuple[str, Any]:
         server.ensure_pgdata_inited()
         configure(data_dir / "pg")
     server.start()
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 (constant)
-    if "(1 row)" not in exists:
-        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+    # One psql run (each is a process start): create the database unless it exists.
+    created = server.psql(
+        f"SELECT 'CREATE DATABASE {DATABASE_NAME}' "  # noqa: S608 (constant)
+        f"WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}') \\gexec"
+    )
+    if "CREATE DATABASE" in created:
         logger.info("created embedded database", extra={"data_dir": str(data_dir)})
     url = make_url(server.get_uri(database=DATABASE_NAME, driver="asyncpg"))
     return url.render_as_string(hide_password=False), server

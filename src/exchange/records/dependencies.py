@@ -15,7 +15,7 @@ from exchange.access.dependencies import lean_read_use, reader
 from exchange.access.policy import Access, Decision
 from exchange.audit import context
 from exchange.auth.dependencies import admit, check_roles, confirmed, token_claims
-from exchange.auth.principal import Role
+from exchange.auth.principal import Principal, Role
 from exchange.errors import ExchangeError
 from exchange.records import service
 from exchange.records.repository import GovernedRead
@@ -34,6 +34,7 @@ def read_path(request: Request) -> service.ReadPath:
 
 @dataclass(frozen=True, slots=True)
 class Governed(Generic[Body]):
+    principal: Principal
     body: Body
     asked: service.Asked
     read: GovernedRead
@@ -67,7 +68,8 @@ async def governed(
         raise
     assert use.purpose is not None
     asked, read = await service.fetch(path, asked, claims.client_id, claims.department_code, use.purpose)
+    # A refusal from here on names the caller from the request's principal (see audit.context).
     principal = admit(request, claims, read.client)
     check_roles(principal, CONSUMER)
-    context.update(request, department=principal.department_code, client_id=principal.client_id)
-    return Governed(body, asked, read, service.authorize(asked, read, principal, use.purpose, access))
+    decision = service.authorize(asked, read, principal, use.purpose, access)
+    return Governed(principal, body, asked, read, decision)

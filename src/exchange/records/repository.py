@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.access.policy import Access, GrantView
 from exchange.db.pool import Db
+from exchange.db.session import driver
 
 
 @dataclass(slots=True)
@@ -42,17 +43,6 @@ SELECT subject_id, version, fields, stamps, element_versions, updated_at FROM re
 WHERE resource_code = $1 AND subject_id = ANY($2::text[])
 ORDER BY subject_id FOR UPDATE
 """
-
-
-async def driver(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session, in its transaction: for the set-based statements of a
-    batch, whose thousands of rows the ORM layer would only slow down. (Its jsonb codec is SQLAlchemy's:
-    values go in as JSON text.)"""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    assert raw.driver_connection is not None
-    driver_connection: asyncpg.Connection = raw.driver_connection
-    return driver_connection
 
 
 def _currents(rows: Sequence[asyncpg.Record]) -> dict[str, Current]:

@@ -141,7 +141,7 @@ async def query(code: str, request: Request) -> QueryResult:
         request, code, QueryBody, lambda b: b.subject_ids, lambda b: b.fields, "subject_ids", Access.read
     )
     event = context.event(request)
-    return await service.query(read_path(request), g.asked, g.read, g.decision, g.body, event)
+    return await service.query(read_path(request), g.principal, g.asked, g.read, g.decision, g.body, event)
 
 
 @router.post(
@@ -157,7 +157,7 @@ async def verify(code: str, request: Request) -> VerifyResult:
         Access.verify,
     )  # fmt: skip
     event = context.event(request)
-    return await service.verify(read_path(request), g.asked, g.read, g.decision, g.body, event)
+    return await service.verify(read_path(request), g.principal, g.asked, g.read, g.decision, g.body, event)
 
 
 @open_router.post(

@@ -538,6 +538,7 @@ def authorize(
 
 async def query(
     path: ReadPath,
+    principal: Principal,
     asked: Asked,
     read: repository.GovernedRead,
     decision: Decision,
@@ -573,13 +574,16 @@ async def query(
     not_found = [s for s in subject_ids if s not in returned]
     # No event, no data: the answer goes out only once its event is committed.
     await path.writer.append(
-        _read_event(event, decision, subject_ids, body.fields, found=len(records), not_found=len(not_found))
+        _read_event(
+            event, principal, decision, subject_ids, body.fields, found=len(records), not_found=len(not_found)
+        )
     )
     return QueryResult(records=records, not_found=not_found)
 
 
 def _read_event(
     event: audit.Event,
+    principal: Principal,
     decision: Decision,
     subject_ids: Sequence[str],
     elements: Sequence[str],
@@ -587,6 +591,8 @@ def _read_event(
 ) -> audit.Event:
     return replace(
         event,
+        department=principal.department_code,
+        client_id=principal.client_id,
         subject_ids=list(subject_ids),
         elements=list(elements),
         grant_id=decision.grant_ids[0] if decision.grant_ids else None,
@@ -597,6 +603,7 @@ def _read_event(
 
 async def verify(
     path: ReadPath,
+    principal: Principal,
     asked: Asked,
     read: repository.GovernedRead,
     decision: Decision,
@@ -612,7 +619,7 @@ async def verify(
     }
     flagged = read.under_review.get(subject_id, set())
     await path.writer.append(
-        _read_event(event, decision, [subject_id], asked.elements, found=record is not None)
+        _read_event(event, principal, decision, [subject_id], asked.elements, found=record is not None)
     )
     return VerifyResult(
         subject_id=subject_id,
