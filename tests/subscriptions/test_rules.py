@@ -1,16 +1,14 @@
-"""The pure parts of delivery: filter matching, cursors, Retry-After, and which targets are refused."""
+"""The pure parts of delivery: filter matching, cursors, and which targets are refused."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from exchange.errors import InvalidInput
-from exchange.subscriptions.delivery import retry_after
 from exchange.subscriptions.feed import Position, matches
-from exchange.subscriptions.targets import TargetRefused, check, parse_networks
+from exchange.subscriptions.targets import PinnedResolver, TargetRefused, check, parse_networks
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -33,15 +31,6 @@ def test_cursors_round_trip_and_order() -> None:
         Position.parse("not-a-cursor")
 
 
-@pytest.mark.parametrize(
-    ("header", "seconds"),
-    [("120", 120.0), ("Sun, 22 Nov 2026 08:01:00 GMT", 60.0), ("soon", None), (None, None)],
-)
-def test_retry_after_in_seconds_or_as_a_date(header: str | None, seconds: float | None) -> None:
-    response = httpx.Response(503, headers={"retry-after": header} if header else {})
-    assert retry_after(response, NOW) == seconds
-
-
 async def test_private_targets_are_refused_unless_allowed() -> None:
     for url in (
         "http://127.0.0.1:8080/hook",
@@ -55,3 +44,10 @@ async def test_private_targets_are_refused_unless_allowed() -> None:
     for url in ("ftp://example.org/", "http://user:pw@example.org/", "http:///nohost"):
         with pytest.raises(TargetRefused):
             await check(url, [])
+
+
+async def test_the_deliverers_resolver_refuses_names_that_resolve_to_refused_addresses() -> None:
+    with pytest.raises(OSError, match="refused target localhost"):
+        await PinnedResolver([]).resolve("localhost", 80)
+    allowed = PinnedResolver(parse_networks("127.0.0.0/8, ::1/128"))
+    assert {result["host"] for result in await allowed.resolve("localhost", 80)} <= {"127.0.0.1", "::1"}

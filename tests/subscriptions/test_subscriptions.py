@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,77 +14,39 @@ from standardwebhooks.webhooks import Webhook
 
 from exchange.auth.principal import Role
 from exchange.db.session import transaction
-from exchange.subscriptions.delivery import Deliverer
 from tests.conftest import MakeClient, TokenFor
 from tests.fixtures_departments import CIVIL_AFFAIRS, Headers, MakeGrant, publish, read_headers
 from tests.identifiers import valid_ric
 from tests.processes import EXCHANGE, hub_env
-from tests.subscriptions.receiver import Receiver, receiving
+from tests.subscriptions.factories import ELEMENTS, arrived, events, person, subscribe
+from tests.subscriptions.receiver import receiving
 
 pytestmark = pytest.mark.usefixtures("catalog_loaded")
-
-ELEMENTS = ["name", "household_division"]
-
-
-async def _subscribe(
-    http: httpx.AsyncClient, headers: Headers, delivery: dict[str, Any], **extra: Any
-) -> httpx.Response:
-    body = {
-        "resource": "population.person",
-        "elements": ELEMENTS,
-        "purpose": "social-assistance-eligibility",
-        "delivery": delivery,
-    } | extra
-    return await http.post("/v1/subscriptions", json=body, headers=headers)
-
-
-async def _person(http: httpx.AsyncClient, police: Headers, serial: int, name: str, division: str) -> str:
-    subject = valid_ric(serial=serial)
-    response = await publish(
-        http, police, {"subject_id": subject, "fields": {"name": name, "household_division": division}}
-    )
-    assert response.status_code == 200, response.text
-    return subject
-
-
-async def _events(
-    http: httpx.AsyncClient, civil: Headers, subscription: str, **params: Any
-) -> dict[str, Any]:
-    response = await http.get(
-        f"/v1/subscriptions/{subscription}/events", params=params, headers=read_headers(civil)
-    )
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-@pytest.fixture
-async def granted(catalog_loaded: None, make_grant: MakeGrant) -> None:
-    await make_grant(CIVIL_AFFAIRS, ELEMENTS, access="subscribe")
 
 
 @pytest.mark.usefixtures("granted")
 async def test_a_pull_feed_gives_every_event_once_in_order_with_granted_values_only(
     http: httpx.AsyncClient, police: Headers, civil: Headers
 ) -> None:
-    created = await _subscribe(http, civil, {"mode": "pull"}, payload="full")
+    created = await subscribe(http, civil, {"mode": "pull"}, payload="full")
     assert created.status_code == 201, created.text
     subscription = created.json()["id"]
     assert created.json()["secret"] is None
-    subjects = [await _person(http, police, 600 + i, f"居民{i}", "150402001") for i in range(5)]
+    subjects = [await person(http, police, 600 + i, f"居民{i}", "150402001") for i in range(5)]
     await publish(http, police, {"subject_id": subjects[0], "fields": {"name": "改名", "sex": "1"}})
 
-    first = await _events(http, civil, subscription, limit=4)
+    first = await events(http, civil, subscription, limit=4)
     assert [e["data"]["subject_id"] for e in first["events"]] == subjects[:4]
     event = first["events"][0]
     assert (event["specversion"], event["type"]) == ("1.0", "cn.gov.exchange.record.changed")
     assert event["data"]["values"] == {"name": "居民0", "household_division": "150402001"}
-    again = await _events(http, civil, subscription, limit=4)
+    again = await events(http, civil, subscription, limit=4)
     assert again["events"] == first["events"], "nothing is acknowledged yet"
     ack = await http.post(
         f"/v1/subscriptions/{subscription}/ack", json={"cursor": first["next_cursor"]}, headers=civil
     )
     assert ack.status_code == 200, ack.text
-    rest = await _events(http, civil, subscription, limit=10)
+    rest = await events(http, civil, subscription, limit=10)
     assert [e["data"]["subject_id"] for e in rest["events"]] == [subjects[4], subjects[0]]
     last = rest["events"][-1]["data"]
     assert (last["version"], last["elements"], last["values"]) == (2, ["name"], {"name": "改名"})
@@ -93,7 +54,7 @@ async def test_a_pull_feed_gives_every_event_once_in_order_with_granted_values_o
     await http.post(
         f"/v1/subscriptions/{subscription}/ack", json={"cursor": rest["next_cursor"]}, headers=civil
     )
-    assert (await _events(http, civil, subscription))["events"] == []
+    assert (await events(http, civil, subscription))["events"] == []
     backwards = await http.post(
         f"/v1/subscriptions/{subscription}/ack", json={"cursor": first["next_cursor"]}, headers=civil
     )
@@ -104,14 +65,14 @@ async def test_a_pull_feed_gives_every_event_once_in_order_with_granted_values_o
 async def test_thin_events_filters_and_long_poll(
     http: httpx.AsyncClient, police: Headers, civil: Headers
 ) -> None:
-    created = await _subscribe(
+    created = await subscribe(
         http, civil, {"mode": "pull"}, filter=[{"element": "household_division", "prefix": "150402"}]
     )
     subscription = created.json()["id"]
-    inside = await _person(http, police, 620, "甲", "150402003")
-    await _person(http, police, 621, "乙", "150403001")
+    inside = await person(http, police, 620, "甲", "150402003")
+    await person(http, police, 621, "乙", "150403001")
     await publish(http, police, {"subject_id": inside, "fields": {"household_division": "150404002"}})
-    page = await _events(http, civil, subscription)
+    page = await events(http, civil, subscription)
     assert [(e["data"]["subject_id"], e["data"]["elements"]) for e in page["events"]] == [
         (inside, ELEMENTS),
         (inside, ["household_division"]),
@@ -120,10 +81,10 @@ async def test_thin_events_filters_and_long_poll(
 
     async def later() -> None:
         await asyncio.sleep(0.5)
-        await _person(http, police, 622, "丙", "150402009")
+        await person(http, police, 622, "丙", "150402009")
 
     waiting = asyncio.create_task(later())
-    polled = await _events(http, civil, subscription, after=page["next_cursor"], wait=10)
+    polled = await events(http, civil, subscription, after=page["next_cursor"], wait=10)
     await waiting
     assert [e["data"]["subject_id"] for e in polled["events"]] == [valid_ric(serial=622)]
 
@@ -132,7 +93,7 @@ async def test_thin_events_filters_and_long_poll(
 async def test_a_feed_read_without_a_well_formed_purpose_is_a_declared_400(
     http: httpx.AsyncClient, civil: Headers
 ) -> None:
-    subscription = (await _subscribe(http, civil, {"mode": "pull"})).json()["id"]
+    subscription = (await subscribe(http, civil, {"mode": "pull"})).json()["id"]
     feed = f"/v1/subscriptions/{subscription}/events"
     missing = await http.get(feed, headers=civil)
     assert (missing.status_code, missing.json()["code"]) == (400, "purpose_required")
@@ -145,13 +106,13 @@ async def test_a_feed_read_without_a_well_formed_purpose_is_a_declared_400(
 async def test_no_subscription_without_a_subscribe_grant_and_revocation_stops_it(
     app: Any, http: httpx.AsyncClient, police: Headers, civil: Headers, make_grant: MakeGrant
 ) -> None:
-    refused = await _subscribe(http, civil, {"mode": "pull"})
+    refused = await subscribe(http, civil, {"mode": "pull"})
     assert (refused.status_code, refused.json()["code"]) == (403, "unauthorized_field")
     await make_grant(CIVIL_AFFAIRS, ELEMENTS)  # a read grant is not a subscribe grant
-    assert (await _subscribe(http, civil, {"mode": "pull"})).status_code == 403
+    assert (await subscribe(http, civil, {"mode": "pull"})).status_code == 403
     grant = await make_grant(CIVIL_AFFAIRS, ELEMENTS, access="subscribe")
-    subscription = (await _subscribe(http, civil, {"mode": "pull"})).json()["id"]
-    await _person(http, police, 630, "丁", "150402001")
+    subscription = (await subscribe(http, civil, {"mode": "pull"})).json()["id"]
+    await person(http, police, 630, "丁", "150402001")
     async with transaction(app.state.sessionmaker) as session:
         await session.execute(text("UPDATE grants SET revoked_at = now() WHERE id = :id"), {"id": grant})
     stopped = await http.get(f"/v1/subscriptions/{subscription}/events", headers=read_headers(civil))
@@ -176,32 +137,9 @@ async def test_no_subscription_without_a_subscribe_grant_and_revocation_stops_it
 async def test_bad_subscriptions_are_refused(
     http: httpx.AsyncClient, civil: Headers, body: dict[str, Any], param: str
 ) -> None:
-    response = await _subscribe(http, civil, body.pop("delivery", {"mode": "pull"}), **body)
+    response = await subscribe(http, civil, body.pop("delivery", {"mode": "pull"}), **body)
     assert response.status_code == 422, response.text
     assert param in [p["name"] for p in response.json()["invalid_params"]]
-
-
-@pytest.fixture
-async def deliverers(app: Any, request: pytest.FixtureRequest) -> AsyncIterator[list[Deliverer]]:
-    """Two deliverers on the test database, as two `exchange worker` processes would be. The retry schedule
-    is shrunk (a test may shrink it further with ``@pytest.mark.retries("...")``)."""
-    marker = request.node.get_closest_marker("retries")
-    schedule = marker.args[0] if marker else "0,0.2,0.5,1,2,4"
-    settings = app.state.settings.model_copy(update={"webhook_retry_schedule": schedule})
-    running = [Deliverer(app.state.engine, app.state.sessionmaker, settings) for _ in range(2)]
-    tasks = [asyncio.create_task(d.run(concurrency=2)) for d in running]
-    yield running
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _arrived(receiver: Receiver, count: int) -> list[dict[str, Any]]:
-    for _ in range(200):
-        if len(receiver.received) >= count:
-            break
-        await asyncio.sleep(0.1)
-    return receiver.bodies()
 
 
 @pytest.mark.usefixtures("granted", "deliverers")
@@ -209,13 +147,13 @@ async def test_webhooks_arrive_in_order_signed_once_each_and_survive_an_outage(
     http: httpx.AsyncClient, police: Headers, civil: Headers
 ) -> None:
     with receiving() as receiver:
-        created = await _subscribe(http, civil, {"mode": "webhook", "url": receiver.url}, payload="full")
+        created = await subscribe(http, civil, {"mode": "webhook", "url": receiver.url}, payload="full")
         assert created.status_code == 201, created.text
         secret = created.json()["secret"]
         assert secret.startswith("whsec_")
         subscription = created.json()["id"]
-        subjects = [await _person(http, police, 640 + i, f"居民{i}", "150402001") for i in range(6)]
-        bodies = await _arrived(receiver, 6)
+        subjects = [await person(http, police, 640 + i, f"居民{i}", "150402001") for i in range(6)]
+        bodies = await arrived(receiver, 6)
         assert [b["data"]["subject_id"] for b in bodies] == subjects
         webhook = Webhook(secret)
         for headers, body in receiver.received:
@@ -223,10 +161,10 @@ async def test_webhooks_arrive_in_order_signed_once_each_and_survive_an_outage(
         assert len({h["webhook-id"] for h, _ in receiver.received}) == 6
 
         receiver.status = 503
-        later = [await _person(http, police, 650 + i, f"后来{i}", "150402001") for i in range(3)]
+        later = [await person(http, police, 650 + i, f"后来{i}", "150402001") for i in range(3)]
         await asyncio.sleep(1.0)
         receiver.status = 200
-        bodies = await _arrived(receiver, 9)
+        bodies = await arrived(receiver, 9)
         assert [b["data"]["subject_id"] for b in bodies] == subjects + later, "in order, after the outage"
         for _ in range(100):  # the receiver sees a delivery before the deliverer has recorded its answer
             log = await http.get(f"/v1/subscriptions/{subscription}/deliveries", headers=civil)
@@ -245,8 +183,8 @@ async def test_dead_letters_pause_the_endpoint_and_replay_sends_them_again(
 ) -> None:
     with receiving() as receiver:
         receiver.status = 500
-        created = (await _subscribe(http, civil, {"mode": "webhook", "url": receiver.url})).json()
-        subjects = [await _person(http, police, 680 + i, f"辛{i}", "150402001") for i in range(4)]
+        created = (await subscribe(http, civil, {"mode": "webhook", "url": receiver.url})).json()
+        subjects = [await person(http, police, 680 + i, f"辛{i}", "150402001") for i in range(4)]
         for _ in range(200):
             state = (await http.get(f"/v1/subscriptions/{created['id']}", headers=civil)).json()
             if state["status"] == "paused":
@@ -261,7 +199,7 @@ async def test_dead_letters_pause_the_endpoint_and_replay_sends_them_again(
         )
         assert replayed.status_code == 200, replayed.text
         await http.post(f"/v1/subscriptions/{created['id']}:resume", headers=civil)
-        bodies = await _arrived(receiver, 4)
+        bodies = await arrived(receiver, 4)
         assert [b["data"]["subject_id"] for b in bodies] == subjects
 
 
@@ -270,12 +208,12 @@ async def test_revoking_the_grant_stops_webhooks_at_once(
     app: Any, http: httpx.AsyncClient, police: Headers, civil: Headers, make_grant: MakeGrant
 ) -> None:
     with receiving() as receiver:
-        subscription = (await _subscribe(http, civil, {"mode": "webhook", "url": receiver.url})).json()["id"]
-        await _person(http, police, 660, "戊", "150402001")
-        assert len(await _arrived(receiver, 1)) == 1
+        subscription = (await subscribe(http, civil, {"mode": "webhook", "url": receiver.url})).json()["id"]
+        await person(http, police, 660, "戊", "150402001")
+        assert len(await arrived(receiver, 1)) == 1
         async with transaction(app.state.sessionmaker) as session:
             await session.execute(text("UPDATE grants SET revoked_at = now()"))
-        await _person(http, police, 661, "己", "150402001")
+        await person(http, police, 661, "己", "150402001")
         await asyncio.sleep(1.5)
         assert len(receiver.received) == 1
         state = await http.get(f"/v1/subscriptions/{subscription}", headers=civil)
@@ -287,7 +225,7 @@ async def test_a_feed_never_skips_an_event_whose_transaction_commits_late(
 ) -> None:
     """Two writers: the one that took its sequence number first commits last. A reader that paged by
     sequence alone would move past the late event; ordering by writing transaction never does."""
-    subscription = (await _subscribe(http, civil, {"mode": "pull"})).json()["id"]
+    subscription = (await subscribe(http, civil, {"mode": "pull"})).json()["id"]
     insert = text(
         "INSERT INTO change_events (resource_code, subject_id, kind, version, elements, recorded_at, fields) "
         "VALUES ('population.person', :subject, 'record.changed', 1, ARRAY['name'], now(), '{}')"
@@ -296,10 +234,10 @@ async def test_a_feed_never_skips_an_event_whose_transaction_commits_late(
         await early.execute(insert, {"subject": "early"})  # takes the smaller seq and txid, commits last
         await late.execute(insert, {"subject": "late"})
         await late.commit()
-        seen = await _events(http, civil, subscription)
+        seen = await events(http, civil, subscription)
         assert seen["events"] == [], "nothing is handed out while an older writer may still commit"
         await early.commit()
-    page = await _events(http, civil, subscription, after=seen["next_cursor"])
+    page = await events(http, civil, subscription, after=seen["next_cursor"])
     assert [e["data"]["subject_id"] for e in page["events"]] == ["early", "late"]
 
 
@@ -316,9 +254,9 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
     )
     with receiving() as receiver:
         receiver.delay = 3.0
-        created = await _subscribe(http, civil, {"mode": "webhook", "url": receiver.url})
+        created = await subscribe(http, civil, {"mode": "webhook", "url": receiver.url})
         assert created.status_code == 201, created.text
-        subjects = [await _person(http, police, 670 + i, f"庚{i}", "150402001") for i in range(4)]
+        subjects = [await person(http, police, 670 + i, f"庚{i}", "150402001") for i in range(4)]
         first = await asyncio.create_subprocess_exec(EXCHANGE, "worker", env=env, start_new_session=True)
         try:
             for _ in range(300):
@@ -350,8 +288,8 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
 async def test_subscribers_hear_when_a_value_comes_under_review_and_when_it_is_settled(
     app: Any, http: httpx.AsyncClient, police: Headers, civil: Headers, health: Headers
 ) -> None:
-    subscription = (await _subscribe(http, civil, {"mode": "pull"})).json()["id"]
-    subject = await _person(http, police, 690, "壬", "150402001")
+    subscription = (await subscribe(http, civil, {"mode": "pull"})).json()["id"]
+    subject = await person(http, police, 690, "壬", "150402001")
     report = await http.post(
         "/v1/discrepancies",
         json={
@@ -369,7 +307,7 @@ async def test_subscribers_hear_when_a_value_comes_under_review_and_when_it_is_s
         json={"outcome": "confirmed", "note": "户籍档案为准"},
         headers=police,
     )
-    page = await _events(http, civil, subscription)
+    page = await events(http, civil, subscription)
     assert [(e["type"], e["data"]["elements"]) for e in page["events"]] == [
         ("cn.gov.exchange.record.changed", ELEMENTS),
         ("cn.gov.exchange.record.under_review", ["name"]),
@@ -388,8 +326,8 @@ async def test_an_endpoint_answering_410_gone_is_disabled(
 ) -> None:
     with receiving() as receiver:
         receiver.status = 410
-        created = (await _subscribe(http, civil, {"mode": "webhook", "url": receiver.url})).json()
-        await _person(http, police, 695, "癸", "150402001")
+        created = (await subscribe(http, civil, {"mode": "webhook", "url": receiver.url})).json()
+        await person(http, police, 695, "癸", "150402001")
         for _ in range(100):
             state = (await http.get(f"/v1/subscriptions/{created['id']}", headers=civil)).json()
             if state["status"] != "active":
@@ -404,9 +342,9 @@ async def test_an_endpoint_answering_410_gone_is_disabled(
 async def test_a_subjects_access_view_lists_the_feed_that_carried_their_data(
     http: httpx.AsyncClient, police: Headers, civil: Headers, make_client: MakeClient, token_for: TokenFor
 ) -> None:
-    created = await _subscribe(http, civil, {"mode": "pull"}, payload="full")
-    subject = await _person(http, police, 690, "居民", "150402001")
-    carried = await _events(http, civil, created.json()["id"])
+    created = await subscribe(http, civil, {"mode": "pull"}, payload="full")
+    subject = await person(http, police, 690, "居民", "150402001")
+    carried = await events(http, civil, created.json()["id"])
     assert [e["data"]["subject_id"] for e in carried["events"]] == [subject]
     auditor = await token_for(await make_client(Role.auditor))
     view = await http.post("/v1/audit/subjects:accesses", json={"subject_id": subject}, headers=auditor)

@@ -1,10 +1,19 @@
 """Webhook delivery: signed per Standard Webhooks, in order per subscription, at least once, nothing lost.
 
 Any number of deliverers (``exchange worker`` processes, and ``exchange serve`` unless told not to) share the
-work through the database: each claims one due subscription with an advisory lock it holds while it posts
-that subscription's next event, so two never send to one subscription at once and events go out in order.
-The position moves only in the transaction that records a 2xx answer: a deliverer killed mid-delivery
-loses nothing, and the next one sends the same event again with the same ``webhook-id``.
+work through the database. Each process claims due subscriptions that have events to send with a
+session-level advisory lock per subscription, all held by one connection of its own (it writes nothing, so
+it holds back no feed; if it is lost, so are the claims, and no further post starts). While it holds a
+claim it sends pages: it reads the subscription, checks its grant and reads up to ``PAGE`` events in a
+few statements, posts them one after another on a keep-alive connection outside any transaction, and then
+records the page in one transaction: the attempts log, the position and one audit event naming every
+subject and event the page sent. The position moves only in that transaction, so a deliverer killed
+mid-page loses nothing: the next one sends the same events again, with the same ``webhook-id``.
+
+Each claimed subscription is served by a task of its own, so a slow or failing endpoint holds back no other
+subscription; a claim is given back when its subscription has nothing left to send, when it must wait for a
+retry, or after ``SERVE_SECONDS`` (so the processes share the work). Processes look for work every
+``POLL_SECONDS``: a change reaches its subscribers within that and one page.
 """
 
 from __future__ import annotations
@@ -16,250 +25,325 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
+from functools import partial
 from urllib.parse import urljoin
 
-import httpx
+import aiohttp
+import asyncpg
 import orjson
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
-from exchange.access.policy import Decision
+from exchange.access.policy import Access, Decision, decide
 from exchange.audit import service as audit
 from exchange.config import Settings
-from exchange.db.locks import advisory_key
+from exchange.db.pool import connection, create_pool, libpq_url
 from exchange.db.session import transaction
-from exchange.subscriptions import feed, service, targets
-from exchange.subscriptions.models import Delivery, Subscription
+from exchange.records import repository as records_repository
+from exchange.records import service as records
+from exchange.records.validation import ResourceRules
+from exchange.subscriptions import feed, repository, service, targets
+from exchange.subscriptions.models import Subscription
+from exchange.subscriptions.retries import Answer, retry_after, settle
 
 logger = logging.getLogger("exchange.delivery")
 
-IDLE = timedelta(seconds=0.5)  # how soon a subscription with nothing to send is looked at again
+PAGE = 100  # events per page: one grant check, one scan and one record transaction for up to this many posts
+PAGE_SECONDS = 1.0  # no post of a page starts later than this, so a pause or replay soon applies
+SERVE_SECONDS = 5.0  # a claim held this long is given back, for the other processes to take their share
+POLL_SECONDS = 0.05  # how often a process looks for subscriptions with events to send
+DEFAULT_CONCURRENCY = 16  # subscriptions served at once by one process
 REDIRECTS = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 3
-
-
-def retry_after(response: httpx.Response, now: datetime) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
-def _lock_key(subscription_id: uuid.UUID) -> int:
-    return advisory_key(f"deliver:{subscription_id}")
+MAX_ERROR_BYTES = 500
+RETRY_FAILED_SECONDS = (1.0, 60.0)  # after a page could not be recorded: first and longest wait
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
-    """What one delivery attempt is about, read in a short transaction before posting."""
+class Page:
+    """What a page is about, read before posting: the events after ``held`` and the decision that lets
+    them leave."""
 
     subscription: Subscription
-    event: feed.Event
     held: feed.Position
+    events: list[feed.Event]
+    scanned_to: feed.Position
     decision: Decision
 
 
+class Claims:
+    """This process's claims: advisory locks held by one connection that does nothing else."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+        self.lock = asyncio.Lock()  # one statement at a time on the connection
+
+    @classmethod
+    async def connect(cls, url: str) -> Claims:
+        return cls(
+            await asyncpg.connect(libpq_url(url), server_settings={"application_name": "exchange-claims"})
+        )
+
+    @property
+    def held(self) -> bool:
+        """False once the connection is lost: the database has let go of every claim."""
+        return not self.connection.is_closed()
+
+    async def take(self, excluded: list[uuid.UUID], limit: int, now: datetime) -> list[repository.Claim]:
+        async with self.lock:
+            return await repository.claim(self.connection, excluded, limit, now)
+
+    async def give_back(self, claimed: repository.Claim) -> None:
+        if not self.held:
+            return
+        async with self.lock:
+            await repository.release(self.connection, claimed)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.connection.close(timeout=5)
+
+
 class Deliverer:
-    """Claims due subscriptions with a session-level advisory lock (its connection writes nothing, so it
-    holds back no feed) and posts outside any transaction."""
+    """Delivers webhooks until cancelled (:meth:`run`); posts happen outside any transaction."""
 
     def __init__(
         self, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
     ) -> None:
-        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=False)
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.schedule = settings.retry_schedule or [0.0]
         self.allowed = targets.parse_networks(settings.webhook_allowed_networks)
-        self.client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+        self.rules: dict[str, ResourceRules] = {}
+        # Subscriptions whose last page could not be recorded (the audit log refused it, say): when this
+        # process may try them again, and how often it failed. Only pacing: any process may serve them.
+        self.resting: dict[uuid.UUID, tuple[float, int]] = {}
 
-    async def close(self) -> None:
-        await self.client.aclose()
-
-    async def run(self, concurrency: int = 2) -> None:
-        """Deliver until cancelled."""
+    async def run(self, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        pool = await create_pool(self.url, self.settings.db_hot_pool_size)
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=targets.PinnedResolver(self.allowed)),
+            timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds),
+            headers={"user-agent": "exchange-hub"},
+        )
         try:
-            await asyncio.gather(*(self._loop() for _ in range(concurrency)))
-        finally:
-            await self.close()
-
-    async def _loop(self) -> None:
-        async with self.engine.connect() as connection:
-            guard = await connection.execution_options(isolation_level="AUTOCOMMIT")
             while True:
+                # Returns when the claims' connection is lost; every claim went with it, so all start over.
                 try:
-                    worked = await self.step(guard)
+                    claims = await Claims.connect(self.url)
+                    try:
+                        await self._schedule(pool, http, claims, concurrency)
+                    finally:
+                        await claims.close()
                 except Exception:
-                    logger.exception("delivery step failed")
-                    worked = False
-                if not worked:
-                    await asyncio.sleep(0.2)
+                    logger.exception("delivery stopped; starting again")
+                    await asyncio.sleep(1.0)
+        finally:
+            await http.close()
+            await pool.close()
 
-    async def step(self, guard: AsyncConnection) -> bool:
-        """Deliver the next event of one due subscription nobody else is serving; False if none was due."""
-        async with self.sessionmaker() as session:
-            due = list(
-                await session.scalars(
-                    select(Subscription.id)
-                    .where(
-                        Subscription.mode == "webhook",
-                        Subscription.status == "active",
-                        Subscription.next_attempt_at <= datetime.now(UTC),
+    async def _schedule(
+        self, pool: asyncpg.Pool, http: aiohttp.ClientSession, claims: Claims, concurrency: int
+    ) -> None:
+        """Claim due subscriptions while there is room, and serve each in a task of its own."""
+        serving: dict[uuid.UUID, asyncio.Task[None]] = {}
+        freed = asyncio.Event()
+
+        def finished(subscription_id: uuid.UUID, _: asyncio.Task[None]) -> None:
+            serving.pop(subscription_id, None)
+            freed.set()
+
+        try:
+            while claims.held:
+                if len(serving) < concurrency:
+                    now = time.monotonic()
+                    resting = [key for key, (until, _) in self.resting.items() if until > now]
+                    taken = await claims.take(
+                        [*serving, *resting], concurrency - len(serving), datetime.now(UTC)
                     )
-                    .order_by(Subscription.next_attempt_at)
-                    .limit(20)
-                )
-            )
-        for subscription_id in due:
-            key = _lock_key(subscription_id)
-            if await guard.scalar(select(func.pg_try_advisory_lock(key))):
-                try:
-                    await self.deliver(subscription_id)
-                finally:
-                    await guard.scalar(select(func.pg_advisory_unlock(key)))
-                return True
-        return False
+                    for claimed in taken:
+                        task = asyncio.create_task(self._serve(pool, http, claims, claimed))
+                        serving[claimed.subscription_id] = task
+                        task.add_done_callback(partial(finished, claimed.subscription_id))
+                # One claim statement a poll, whatever it found: a subscription claimed in vain (its last
+                # event went out meanwhile) costs a statement, not a busy loop.
+                freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(freed.wait(), POLL_SECONDS)
+        finally:
+            for task in serving.values():
+                task.cancel()
+            await asyncio.gather(*serving.values(), return_exceptions=True)
 
-    async def deliver(self, subscription_id: uuid.UUID) -> None:
-        """One attempt for one subscription (the caller holds its lock)."""
-        attempt = await self._prepare(subscription_id)
-        if attempt is None:
-            return
-        started = time.perf_counter()
-        status, error, response = await self._post(attempt.subscription, attempt.event)
-        duration = (time.perf_counter() - started) * 1000
-        await self._record(attempt, status, error, response, duration)
+    async def _serve(
+        self, pool: asyncpg.Pool, http: aiohttp.ClientSession, claims: Claims, claimed: repository.Claim
+    ) -> None:
+        """Send pages of one claimed subscription until it has nothing to send now, then give it back."""
+        subscription_id = claimed.subscription_id
+        started = time.monotonic()
+        try:
+            while claims.held and time.monotonic() - started < SERVE_SECONDS:
+                page = await self._prepare(pool, subscription_id)
+                if page is None:
+                    break
+                answers = await self._post_page(http, claims, page)
+                if not await self._record(pool, page, answers):
+                    break
+            self.resting.pop(subscription_id, None)
+        except Exception:
+            logger.exception("delivery failed", extra={"subscription": str(subscription_id)})
+            _, failures = self.resting.get(subscription_id, (0.0, 0))
+            first, longest = RETRY_FAILED_SECONDS
+            wait = min(longest, first * 2**failures)
+            self.resting[subscription_id] = (time.monotonic() + wait, failures + 1)
+        finally:
+            with contextlib.suppress(Exception):
+                await claims.give_back(claimed)
 
-    async def _prepare(self, subscription_id: uuid.UUID) -> Attempt | None:
-        async with transaction(self.sessionmaker) as session:
-            subscription = await session.get(Subscription, subscription_id, with_for_update=True)
-            now = datetime.now(UTC)
-            if subscription is None or subscription.status != "active" or subscription.next_attempt_at > now:
+    async def _rules(self, code: str, version: int | None) -> ResourceRules:
+        """The resource's policy rules at the catalogue version the page read (reloaded when it moved)."""
+        rules = self.rules.get(code)
+        if rules is None or rules.version != version:
+            async with transaction(self.sessionmaker) as session:
+                rules = await records.load_rules(session, code)
+            self.rules[code] = rules
+        return rules
+
+    async def _prepare(self, pool: asyncpg.Pool, subscription_id: uuid.UUID) -> Page | None:
+        """The next page of a subscription that is active and due; None if there is nothing to send now."""
+        now = datetime.now(UTC)
+        async with connection(pool) as db:
+            state = await repository.state(db, subscription_id, now)
+            if state is None or state.subscription.status != "active" or not state.due or not state.pending:
                 return None
-            decision = await service.grant_holds(session, subscription, now)
+            subscription = state.subscription
+            rules = await self._rules(subscription.resource_code, state.catalog_version)
+            decision = decide(
+                department=subscription.consumer_department,
+                rules=rules.policy_rules,
+                requested=subscription.elements,
+                access=Access.subscribe,
+                purpose=subscription.purpose_code,
+                grants=state.grants,
+                now=now,
+            )
             if not decision.allowed:
-                await service.stop_without_grant(session, subscription, decision)
+                async with transaction(self.sessionmaker) as session:
+                    await service.stop_without_grant(session, subscription, decision)
                 return None
             held = feed.Position(subscription.cursor_txid, subscription.cursor_seq)
-            events, position = await feed.read(session, subscription, held, 1)
-            if not events:
-                subscription.cursor_txid, subscription.cursor_seq = position.txid, position.seq
-                subscription.next_attempt_at = now + IDLE
-                return None
-            session.expunge(subscription)
-            return Attempt(subscription, events[0], held, decision)
-
-    async def _record(
-        self,
-        attempt: Attempt,
-        status: int | None,
-        error: str | None,
-        response: httpx.Response | None,
-        duration: float,
-    ) -> None:
-        event = attempt.event
-        async with transaction(self.sessionmaker) as session:
-            subscription = await session.get(Subscription, attempt.subscription.id, with_for_update=True)
-            if subscription is None:
-                return
-            now = datetime.now(UTC)
-            number = subscription.attempts + 1
-            # A replay while the post was in flight moved the position: leave it where the replay put it.
-            unmoved = (subscription.cursor_txid, subscription.cursor_seq) == (
-                attempt.held.txid,
-                attempt.held.seq,
-            )
-            if status is not None and 200 <= status < 300:
-                outcome = "delivered"
-                if unmoved:
-                    subscription.cursor_txid, subscription.cursor_seq = (
-                        event.position.txid,
-                        event.position.seq,
-                    )
-                subscription.attempts, subscription.dead_in_a_row, subscription.next_attempt_at = 0, 0, now
-            elif status == 410:
-                outcome = "failed"
-                subscription.status = "disabled"
-                subscription.status_reason = "the endpoint answered 410 Gone"
-            elif number < len(self.schedule):
-                outcome = "failed"
-                delay = self.schedule[number] * random.uniform(0.9, 1.1)  # noqa: S311 (jitter)
-                asked = retry_after(response, now) if response is not None else None
-                subscription.attempts = number
-                subscription.next_attempt_at = now + timedelta(seconds=max(delay, asked or 0.0))
-            else:
-                outcome = "dead"
-                if unmoved:
-                    subscription.cursor_txid, subscription.cursor_seq = (
-                        event.position.txid,
-                        event.position.seq,
-                    )
-                subscription.attempts, subscription.next_attempt_at = 0, now
-                subscription.dead_in_a_row += 1
-                if subscription.dead_in_a_row >= self.settings.webhook_pause_after_dead:
-                    subscription.status = "paused"
-                    subscription.status_reason = (
-                        f"{subscription.dead_in_a_row} events in a row could not be delivered"
-                    )
-            session.add(
-                Delivery(
-                    subscription_id=subscription.id,
-                    event_seq=event.position.seq,
-                    attempt=number,
-                    outcome=outcome,
-                    status_code=status,
-                    error=error,
-                    duration_ms=round(duration, 2),
-                    attempted_at=now,
+            changes = await repository.scan(db, subscription.resource_code, held, PAGE)
+        current: dict[str, records_repository.Current] = {}
+        if reviewed := feed.reviewed_subjects(subscription, changes):
+            async with self.sessionmaker() as session:
+                current = await records_repository.current_records(
+                    session, subscription.resource_code, reviewed
                 )
-            )
-            sent = service.delivery_event("subscriptions.deliver", subscription, [event], attempt.decision)
-            sent.details.update(attempt=number, outcome=outcome, status=status)
-            await audit.append(session, sent)
+        events, scanned_to = feed.select(subscription, held, changes, current, PAGE)
+        return Page(subscription, held, events, scanned_to, decision)
+
+    async def _post_page(self, http: aiohttp.ClientSession, claims: Claims, page: Page) -> list[Answer]:
+        """Post the page's events in order until one is not delivered, the claim is lost, or the page has
+        taken ``PAGE_SECONDS``."""
+        if not page.events:
+            return []
+        assert page.subscription.secret is not None
+        webhook = Webhook(page.subscription.secret)
+        answers: list[Answer] = []
+        started = time.monotonic()
+        for event in page.events:
+            if not claims.held or (answers and time.monotonic() - started >= PAGE_SECONDS):
+                break
+            answer = await self._post(http, webhook, page.subscription, event)
+            answers.append(answer)
+            if not answer.delivered:
+                break
+        return answers
 
     async def _post(
-        self, subscription: Subscription, event: feed.Event
-    ) -> tuple[int | None, str | None, httpx.Response | None]:
-        """Post one event; the status code (None if no answer), an error text, the response."""
+        self, http: aiohttp.ClientSession, webhook: Webhook, subscription: Subscription, event: feed.Event
+    ) -> Answer:
+        """Post one event, following redirects to targets that pass the check."""
         assert subscription.url is not None
-        assert subscription.secret is not None
         body = orjson.dumps(feed.cloudevent(event, subscription, self.settings.issuer))
         message_id = f"{event.position.txid}-{event.position.seq}"
         sent_at = datetime.now(UTC)
-        signature = Webhook(subscription.secret).sign(message_id, sent_at, body.decode())
         headers = {
             "content-type": "application/cloudevents+json",
             "webhook-id": message_id,
             "webhook-timestamp": str(int(sent_at.timestamp())),
-            "webhook-signature": signature,
+            "webhook-signature": webhook.sign(message_id, sent_at, body.decode()),
         }
+        started = time.perf_counter()
+
+        def answer(status: int | None, error: str | None, wait: float | None = None) -> Answer:
+            duration = (time.perf_counter() - started) * 1000
+            return Answer(event.position, status, error, wait, duration, sent_at)
+
         url = subscription.url
         for _ in range(MAX_REDIRECTS + 1):
             try:
                 await targets.check(url, self.allowed)
             except targets.TargetRefused as exc:
-                return None, f"refused target {url}: {exc}", None
+                return answer(None, f"refused target {url}: {exc}")
             try:
-                response = await self.client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                return None, f"{type(exc).__name__}: {exc}"[:500], None
-            location = response.headers.get("location")
-            if response.status_code in REDIRECTS and location:
-                url = urljoin(url, location)
-                continue
-            error = None if response.is_success else response.text[:500]
-            return response.status_code, error, response
-        return None, f"more than {MAX_REDIRECTS} redirects", None
+                async with http.post(url, data=body, headers=headers, allow_redirects=False) as response:
+                    location = response.headers.get("location")
+                    if response.status in REDIRECTS and location:
+                        url = urljoin(url, location)
+                        continue
+                    # Reading what little the answer carries lets its connection serve the next post.
+                    text = (await response.content.read(MAX_ERROR_BYTES)).decode(errors="replace")
+                    if 200 <= response.status < 300:
+                        return answer(response.status, None)
+                    wait = retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+                    return answer(response.status, text, wait)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return answer(None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_BYTES])
+        return answer(None, f"more than {MAX_REDIRECTS} redirects")
+
+    async def _record(self, pool: asyncpg.Pool, page: Page, answers: list[Answer]) -> bool:
+        """Record the page in one transaction; whether the subscription may go on with its next page now."""
+        now = datetime.now(UTC)
+        complete = len(answers) == len(page.events) and all(a.delivered for a in answers)
+        subscription = page.subscription
+        async with connection(pool) as db, db.transaction():
+            progress = await repository.lock_progress(db, subscription.id)
+            if progress is None:
+                # Deleted while the page was out: what left is still accounted for.
+                if answers:
+                    await repository.append_audit(db, _audit_event(page, answers))
+                return False
+            settled, attempts = settle(
+                progress,
+                page.held,
+                answers,
+                page.scanned_to if complete else None,
+                schedule=self.schedule,
+                pause_after=self.settings.webhook_pause_after_dead,
+                now=now,
+                jitter=random.uniform(0.9, 1.1),  # noqa: S311 (spreads retries, not a secret)
+            )
+            if settled != progress:
+                await repository.save_progress(db, subscription.id, settled)
+            if attempts:
+                await repository.add_attempts(db, subscription.id, attempts)
+                await repository.append_audit(db, _audit_event(page, answers, attempts[-1]))
+        return settled.status == "active" and settled.next_attempt_at <= now
 
 
-async def run_until_cancelled(deliverer: Deliverer, concurrency: int) -> None:
-    with contextlib.suppress(asyncio.CancelledError):
-        await deliverer.run(concurrency)
+def _audit_event(page: Page, answers: list[Answer], last: repository.Attempt | None = None) -> audit.Event:
+    """One event for the page: every subject and event it sent (all delivered but perhaps the last), and
+    how the last post went."""
+    event = service.delivery_event(
+        "subscriptions.deliver", page.subscription, page.events[: len(answers)], page.decision
+    )
+    event.details.update(
+        delivered=sum(answer.delivered for answer in answers),
+        status=answers[-1].status,
+        outcome=last.outcome if last else None,
+        attempt=last.attempt if last else None,
+    )
+    return event

@@ -66,6 +66,21 @@ _SCAN = text(
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """One outbox row as a feed scans it, before the subscription's elements and filter are applied."""
+
+    position: Position
+    kind: str
+    subject_id: str
+    version: int
+    elements: list[str]
+    valid_from: datetime | None
+    recorded_at: datetime
+    fields: dict[str, Any] | None
+    previous: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     position: Position
     kind: str
@@ -96,51 +111,79 @@ def matches(
     return holds(after) or (bool(before) and holds({**after, **before}))
 
 
+def reviewed_subjects(subscription: Subscription, changes: Sequence[Change]) -> list[str]:
+    """Subjects whose current record the filter needs: review events carry no values of their own."""
+    if not subscription.filter:
+        return []
+    return sorted({change.subject_id for change in changes if change.fields is None})
+
+
+def select(
+    subscription: Subscription,
+    after: Position,
+    changes: Sequence[Change],
+    current: Mapping[str, records_repository.Current],
+    limit: int,
+) -> tuple[list[Event], Position]:
+    """Up to ``limit`` of the changes scanned after ``after`` that concern the subscription (its elements,
+    its filter), and the position of the last change looked at: one skipped is passed for good."""
+    wanted = set(subscription.elements)
+    events: list[Event] = []
+    position = after
+    for change in changes:
+        if len(events) == limit:
+            break
+        position = change.position
+        elements = [name for name in change.elements if name in wanted]
+        if not elements:
+            continue
+        fields = (
+            change.fields
+            if change.fields is not None
+            else (current[change.subject_id].fields if change.subject_id in current else {})
+        )
+        if subscription.filter and not matches(subscription.filter, fields, change.previous or {}):
+            continue
+        events.append(
+            Event(
+                change.position,
+                change.kind,
+                change.subject_id,
+                change.version,
+                elements,
+                change.valid_from,
+                change.recorded_at,
+                change.fields,
+            )
+        )
+    return events, position
+
+
 async def read(
     session: AsyncSession, subscription: Subscription, after: Position, limit: int
 ) -> tuple[list[Event], Position]:
     """Up to ``limit`` events for the subscription after ``after``, and the position to continue from."""
-    wanted = set(subscription.elements)
-    rows = list(
-        await session.execute(
-            _SCAN,
-            {"resource": subscription.resource_code, "txid": after.txid, "seq": after.seq, "scan": SCAN},
-        )
+    rows = await session.execute(
+        _SCAN, {"resource": subscription.resource_code, "txid": after.txid, "seq": after.seq, "scan": SCAN}
     )
+    changes = [
+        Change(
+            Position(row.txid, row.seq),
+            row.kind,
+            row.subject_id,
+            row.version,
+            row.elements,
+            row.valid_from,
+            row.recorded_at,
+            row.fields,
+            row.previous,
+        )
+        for row in rows
+    ]
     current: dict[str, records_repository.Current] = {}
-    if subscription.filter:
-        reviewed = sorted({row.subject_id for row in rows if row.fields is None})
-        if reviewed:
-            current = await records_repository.current_records(session, subscription.resource_code, reviewed)
-    events: list[Event] = []
-    position = after
-    for row in rows:
-        if len(events) == limit:
-            break
-        position = Position(row.txid, row.seq)
-        elements = [name for name in row.elements if name in wanted]
-        if not elements:
-            continue
-        fields = (
-            row.fields
-            if row.fields is not None
-            else (current[row.subject_id].fields if row.subject_id in current else {})
-        )
-        if subscription.filter and not matches(subscription.filter, fields, row.previous or {}):
-            continue
-        events.append(
-            Event(
-                position,
-                row.kind,
-                row.subject_id,
-                row.version,
-                elements,
-                row.valid_from,
-                row.recorded_at,
-                row.fields,
-            )
-        )
-    return events, position
+    if reviewed := reviewed_subjects(subscription, changes):
+        current = await records_repository.current_records(session, subscription.resource_code, reviewed)
+    return select(subscription, after, changes, current, limit)
 
 
 def cloudevent(event: Event, subscription: Subscription, source: str) -> dict[str, Any]:
