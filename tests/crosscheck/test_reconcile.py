@@ -16,10 +16,19 @@ from sqlalchemy import func, select, update
 from exchange.auth.principal import Role
 from exchange.crosscheck.models import Discrepancy, DiscrepancyReport, ReconciliationRun
 from exchange.db.session import transaction
-from exchange.records.models import Record
+from exchange.records.models import Observation, Record
+from exchange.subscriptions.models import ChangeEvent
 from tests.conftest import MakeClient, TokenFor
-from tests.fixtures_departments import CIVIL_AFFAIRS, HEALTH, MARKET, PERSON, Headers
-from tests.identifiers import valid_ric
+from tests.fixtures_departments import (
+    CIVIL_AFFAIRS,
+    HEALTH,
+    MARKET,
+    NATURAL_RESOURCES,
+    PERSON,
+    Headers,
+    publish,
+)
+from tests.identifiers import valid_ric, valid_uscc
 from tests.processes import cli_json, hub_env
 
 pytestmark = pytest.mark.usefixtures("catalog_loaded")
@@ -97,11 +106,14 @@ EXPECTED = {
 }
 
 
-async def _run(http: httpx.AsyncClient, headers: Headers, department: str = CIVIL_AFFAIRS) -> dict[str, Any]:
+async def _run(
+    http: httpx.AsyncClient,
+    headers: Headers,
+    department: str = CIVIL_AFFAIRS,
+    resource: str = "population.person",
+) -> dict[str, Any]:
     started = await http.post(
-        "/v1/crosscheck/runs",
-        json={"resource": "population.person", "department": department},
-        headers=headers,
+        "/v1/crosscheck/runs", json={"resource": resource, "department": department}, headers=headers
     )
     assert started.status_code == 202, started.text
     for _ in range(600):
@@ -240,3 +252,200 @@ async def test_quality_statistics_cover_every_resource(
         "population.person",
     ]
     assert all(item["records"] == 0 and item["completeness"] is None for item in response.json()["items"])
+
+
+# Canonical and reported values of every kind of element, each pair for a subject of its own: identical,
+# alike only after normalisation, different.
+PAIRS: dict[str, tuple[str, list[tuple[str, Any, Any]]]] = {
+    "population.person": (
+        "11150400MB1234567Q",
+        [
+            ("name", "张三", "张三"),
+            ("name", "张三", "\u3000张三 "),
+            ("name", "Zhang San", "ZHANG  SAN"),
+            ("name", "张三", "张山"),
+            ("name_mongolian", HOHHOT := "ᠬᠥᠬᠡᠬᠣᠲᠠ", f"{HOHHOT}\u200b"),
+            ("sex", "1", "1"),
+            ("sex", "1", "2"),
+            ("birth_date", "1990-01-01", "1990-01-01"),
+            ("birth_date", "1990-01-01", "1990-01-02"),
+            ("household_division", "150402", "150402"),
+            ("household_division", "150402", "150403"),
+            ("phone", "13800138000", "13800138000"),
+            ("phone", "13800138000", "+86 13800138000"),
+            ("phone", "0476-8881234", "04768881234"),
+            ("phone", "13800138000", "13800138001"),
+            ("fingerprint_registered", True, True),
+            ("fingerprint_registered", True, False),
+            ("id_card_photo", "ＡＢＣ", "abc"),
+        ],
+    ),
+    "legal_entity.entity": (
+        MARKET,
+        [
+            ("registered_capital", "100", "100"),
+            ("registered_capital", "100.00004", "100"),
+            ("registered_capital", "100.5", "101"),
+            ("registered_capital", "1e2", "100.0"),
+            ("establishment_date", "2001-02-03", "2001-02-03"),
+            ("legal_representative_id", "11010519491231002X", "11010519491231002x"),
+            ("legal_representative_id", "11010519491231002X", "11010519491231002X"),
+            ("business_scope", "软件开发", "软件开发；"),
+        ],
+    ),
+    "geospatial.address": (
+        NATURAL_RESOURCES,
+        [
+            ("location", {"type": "Point", "coordinates": [118.8869, 42.2578]}, None),
+            ("location", {"type": "Point", "coordinates": [118.8869, 42.2578]}, [118.8869, 42.25782]),
+            ("location", {"type": "Point", "coordinates": [118.8869, 42.2578]}, [118.8869, 42.2579]),
+            ("location", {"type": "Point", "coordinates": [118.8869, 42.2578, 10]}, [118.8869, 42.2578, 10]),
+        ],
+    ),
+}
+HOUSING = "11150400MB15040781"  # 住建局: the source of building floors (integers)
+
+
+def _pair_subject(resource: str, n: int) -> str:
+    if resource == "population.person":
+        return valid_ric(serial=n)
+    if resource == "legal_entity.entity":
+        return valid_uscc(serial=n)
+    return f"150402001001{n:06d}"
+
+
+def _reported_value(canonical: Any, reported: Any) -> Any:
+    """A geometry pair gives the reported point's coordinates (none: the canonical point itself)."""
+    if isinstance(canonical, dict):
+        return canonical if reported is None else {"type": "Point", "coordinates": reported}
+    return reported
+
+
+async def test_a_run_judges_every_kind_of_value_as_it_was_judged_when_reported(
+    app: Any, http: httpx.AsyncClient, civil: Headers, as_department: Any
+) -> None:
+    for resource, (source, pairs) in PAIRS.items():
+        path = f"/v1/resources/{resource}"
+        publisher = await as_department(source)
+        for n, (element, canonical, reported) in enumerate(pairs):
+            subject = _pair_subject(resource, n)
+            body = {"subject_id": subject, "fields": {element: canonical}}
+            assert (await publish(http, publisher, body, path)).status_code == 200
+            body = {"subject_id": subject, "fields": {element: _reported_value(canonical, reported)}}
+            assert (await publish(http, civil, body, path)).status_code == 200, body
+    housing = await as_department(HOUSING)
+    floors = [(7, 7), (7, 8), (2**63 - 1, 2**63 - 1)]
+    for n, (canonical, reported) in enumerate(floors):
+        subject = _pair_subject("geospatial.address", 100 + n)
+        path = "/v1/resources/geospatial.address"
+        await publish(http, housing, {"subject_id": subject, "fields": {"building_floors": canonical}}, path)
+        await publish(http, civil, {"subject_id": subject, "fields": {"building_floors": reported}}, path)
+
+    for resource in PAIRS:
+        async with app.state.sessionmaker() as session:
+            judged = (
+                await session.execute(
+                    select(Observation.element, Observation.outcome, func.count())
+                    .where(Observation.resource_code == resource)
+                    .group_by(Observation.element, Observation.outcome)
+                )
+            ).all()
+        when_reported: dict[str, dict[str, int]] = {}
+        for element, outcome, n in judged:
+            when_reported.setdefault(element, {"agrees": 0, "disagrees": 0})[outcome] = n
+        run = await _run(http, civil, resource=resource)
+        assert run["status"] == "done", run["error"]
+        assert {
+            row["element"]: {"agrees": row["agreeing"], "disagrees": row["disagreeing"]}
+            for row in run["report"]["elements"]
+        } == when_reported
+        assert run["report"]["discrepancies_opened"] == 0, "each was opened when it was reported"
+    assert when_reported["location"] == {"agrees": 3, "disagrees": 1}
+    assert when_reported["building_floors"] == {"agrees": 2, "disagrees": 1}
+
+
+async def _change_kinds(app: Any, subject: str) -> list[str]:
+    async with app.state.sessionmaker() as session:
+        return list(
+            await session.scalars(
+                select(ChangeEvent.kind).where(ChangeEvent.subject_id == subject).order_by(ChangeEvent.seq)
+            )
+        )
+
+
+async def test_a_run_withdraws_a_report_the_latest_one_no_longer_supports(
+    app: Any, http: httpx.AsyncClient, police: Headers, civil: Headers
+) -> None:
+    subject = _subject(7001)
+    since = "2025-01-01T00:00:00+08:00"
+    await publish(http, police, {"subject_id": subject, "fields": {"name": "张三"}, "valid_from": since})
+    await publish(http, civil, {"subject_id": subject, "fields": {"name": "张三"}})
+    # Reported later, but dated earlier than the agreeing report: the latest report still agrees.
+    doubted = await publish(
+        http,
+        civil,
+        {"subject_id": subject, "fields": {"name": "张山"}, "valid_from": "2025-06-01T00:00:00+08:00"},
+    )
+    (discrepancy,) = doubted.json()["discrepancies"]
+
+    run = await _run(http, police)
+    assert run["report"]["discrepancies_opened"] == 0
+    assert [(row["compared"], row["agreeing"]) for row in run["report"]["elements"]] == [(1, 1)]
+    settled = (await http.get(f"/v1/discrepancies/{discrepancy}", headers=police)).json()
+    assert (settled["status"], settled["resolved_by"], settled["reporter_count"]) == ("withdrawn", "hub", 0)
+    assert await _change_kinds(app, subject) == [
+        "record.changed",
+        "record.under_review",
+        "record.review_settled",
+    ]
+
+
+async def test_a_run_reopens_a_discrepancy_withdrawn_while_the_latest_report_still_disagrees(
+    app: Any, http: httpx.AsyncClient, police: Headers, civil: Headers
+) -> None:
+    subject = _subject(7002)
+    await publish(http, police, {"subject_id": subject, "fields": {"name": "张三"}})
+    (discrepancy,) = (await publish(http, civil, {"subject_id": subject, "fields": {"name": "张山"}})).json()[
+        "discrepancies"
+    ]
+    withdrawn = await http.post(
+        f"/v1/discrepancies/{discrepancy}:resolve",
+        json={"outcome": "withdrawn", "note": "系统录入错误"},
+        headers=civil,
+    )
+    assert withdrawn.json()["status"] == "withdrawn"
+
+    run = await _run(http, police)
+    assert run["report"]["discrepancies_opened"] == 0, "reopened, not opened"
+    reopened = (await http.get(f"/v1/discrepancies/{discrepancy}", headers=police)).json()
+    assert (reopened["status"], reopened["reporter_count"], reopened["resolved_by"]) == ("open", 1, None)
+    assert reopened["reporters"][0]["times"] == 1
+    assert await _change_kinds(app, subject) == [
+        "record.changed",
+        "record.under_review",
+        "record.review_settled",
+        "record.under_review",
+    ]
+
+
+async def test_a_run_leaves_a_confirmed_value_confirmed(
+    http: httpx.AsyncClient, police: Headers, civil: Headers
+) -> None:
+    subject = _subject(7003)
+    await publish(http, police, {"subject_id": subject, "fields": {"name": "张三"}})
+    (discrepancy,) = (await publish(http, civil, {"subject_id": subject, "fields": {"name": "张山"}})).json()[
+        "discrepancies"
+    ]
+    confirmed = await http.post(
+        f"/v1/discrepancies/{discrepancy}:resolve",
+        json={"outcome": "confirmed", "note": "户籍档案为准"},
+        headers=police,
+    )
+    assert confirmed.json()["status"] == "confirmed"
+
+    run = await _run(http, police)
+    assert [
+        (row["disagreeing"], run["report"]["discrepancies_opened"]) for row in run["report"]["elements"]
+    ] == [(1, 0)]
+    kept = (await http.get(f"/v1/discrepancies/{discrepancy}", headers=police)).json()
+    assert (kept["status"], kept["reporter_count"]) == ("confirmed", 1)

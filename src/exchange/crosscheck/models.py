@@ -102,6 +102,8 @@ class Corroboration(Base):
             "department",
             name="pk_corroborations",
         ),
+        # Room on every page: a value confirmed again is rewritten in place (see the migration).
+        {"postgresql_with": {"fillfactor": 50}},
     )
 
     resource_code: Mapped[str] = mapped_column(String(100))

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.access.workdays import add_working_days
 from exchange.crosscheck import repository
+from exchange.crosscheck.compare import Matcher
 from exchange.crosscheck.repository import Agreement, Doubt, Opened, Settled
 from exchange.crosscheck.schemas import Outcome
 from exchange.records.repository import Current, stamp
@@ -26,6 +27,7 @@ from exchange.records.validation import ResourceRules
 from exchange.subscriptions import outbox
 
 HUB = "hub"  # ``resolved_by`` of what the hub settles by itself
+AGREED = "every reporting department now reports a value that agrees"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,9 @@ class Compared:
     canonical: Any = None
 
 
+_NOTHING_TO_COMPARE = frozenset({Outcome.empty, Outcome.no_canonical})
+
+
 def compare(
     rules: ResourceRules, reported: Sequence[Reported], current: Mapping[str, Current]
 ) -> list[Compared]:
@@ -60,22 +65,35 @@ def compare(
     results = []
     for item in reported:
         record = current.get(item.subject_id)
-        if item.value is None:
-            results.append(Compared(item, Outcome.empty))
-            continue
-        if record is None or record.version == 0 or record.fields.get(item.element) is None:
-            results.append(Compared(item, Outcome.no_canonical))
-            continue
-        version = record.versions.get(item.element, record.version)
-        canonical = record.fields[item.element]
-        if item.dated and stamp(item.observed_at) < record.stamps.get(item.element, ""):
-            outcome = Outcome.stale
-        elif rules.matchers[item.element](canonical, item.value):
-            outcome = Outcome.agrees
+        canonical = None if record is None or record.version == 0 else record.fields.get(item.element)
+        outcome = judge(
+            rules.matchers[item.element],
+            item.value,
+            canonical,
+            item.dated,
+            item.observed_at,
+            "" if record is None else record.stamps.get(item.element, ""),
+        )
+        if outcome in _NOTHING_TO_COMPARE or record is None:
+            results.append(Compared(item, outcome))
         else:
-            outcome = Outcome.disagrees
-        results.append(Compared(item, outcome, version, canonical))
+            version = record.versions.get(item.element, record.version)
+            results.append(Compared(item, outcome, version, canonical))
     return results
+
+
+def judge(
+    matches: Matcher, value: Any, canonical: Any, dated: bool, observed_at: datetime, canonical_since: str
+) -> Outcome:
+    """One reported value against the canonical one, which has been true since the stamp ``canonical_since``
+    (pure; the rules of :func:`compare`)."""
+    if value is None:
+        return Outcome.empty
+    if canonical is None:
+        return Outcome.no_canonical
+    if dated and stamp(observed_at) < canonical_since:
+        return Outcome.stale
+    return Outcome.agrees if matches(canonical, value) else Outcome.disagrees
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +113,10 @@ async def keep(
     compared: Sequence[Compared],
     now: datetime,
     review_days: int,
-    *,
-    again: bool = True,
 ) -> dict[tuple[str, str], Opened]:
     """Keep what the comparisons showed: corroborations, and discrepancies for the source to settle.
 
-    Returns the discrepancy of each disagreeing (subject, element). ``again=False``: the reports were made
-    before (a reconciliation), so they are not counted once more.
+    Returns the discrepancy of each disagreeing (subject, element).
     """
     code = rules.spec.code
     doubts = [
@@ -130,14 +145,37 @@ async def keep(
         client=reporter.client_id,
         now=now,
         due=review_deadline(now, review_days),
-        again=again,
     )
     lost = await repository.corroborate(session, code, agreements, department=reporter.department, now=now)
-    settled = await repository.close_unreported(
-        session, lost, by=HUB, note="every reporting department now reports a value that agrees", now=now
-    )
+    settled = await repository.close_unreported(session, lost, by=HUB, note=AGREED, now=now)
     await announce(session, code, [o for o in opened if o.fresh], settled, now)
     return {(o.subject_id, o.element): o for o in opened}
+
+
+async def keep_reconciled(
+    session: AsyncSession,
+    rules: ResourceRules,
+    reporter: Reporter,
+    elements: Sequence[str],
+    now: datetime,
+    review_days: int,
+) -> int:
+    """:func:`keep` for the reports a reconciliation has judged (its work table, ``elements`` reported):
+    made before, so not counted once more. Returns how many discrepancies it opened."""
+    code = rules.spec.code
+    opened = await repository.open_reconciled(
+        session,
+        code,
+        {name: rules.elements[name].source_department for name in elements},
+        department=reporter.department,
+        client=reporter.client_id,
+        now=now,
+        due=review_deadline(now, review_days),
+    )
+    lost = await repository.corroborate_reconciled(session, code, department=reporter.department, now=now)
+    settled = await repository.close_unreported(session, lost, by=HUB, note=AGREED, now=now)
+    await announce(session, code, [], settled, now)
+    return opened
 
 
 async def announce(
