@@ -109,7 +109,9 @@ def _scenarios(args: argparse.Namespace) -> dict[str, Callable[[], list[dict[str
     def reconcile() -> list[dict[str, Any]]:
         from bench import reconcile
 
-        return [reconcile.run(args.records[0] if args.records else (2000 if smoke else 500_000))]
+        # 500,000 people: a million observations (names and phones); a tenth of that shows the growth
+        sizes = args.records or ([2000] if smoke else [50_000, 500_000])
+        return [reconcile.run(size) for size in sizes]
 
     def startup() -> list[dict[str, Any]]:
         from bench import startup

@@ -99,7 +99,10 @@ async def test_the_position_stays_while_the_audit_log_refuses_and_the_events_go_
     with receiving() as receiver:
         subscription = await _webhook(http, civil, receiver)
         start = (await http.get(f"/v1/subscriptions/{subscription}", headers=civil)).json()["cursor"]
+        # Both changes wait for one page: each attempt sends them together.
+        await _set_active(http, civil, subscription, False)
         subjects = [await person(http, police, 710 + i, f"审{i}", "150402001") for i in range(2)]
+        await _set_active(http, civil, subscription, True)
         await arrived(receiver, 2)
         await asyncio.sleep(0.5)
         state = (await http.get(f"/v1/subscriptions/{subscription}", headers=civil)).json()
