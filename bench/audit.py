@@ -202,8 +202,7 @@ def run(
         result = verified.json()
         size = hub.sql(
             # a partitioned table has no storage of its own: its size is its partitions'
-            "SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) "
-            "FROM pg_partition_tree('audit_events')"
+            "SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) FROM pg_partition_tree('audit_events')"
         )
     assert result["ok"], result
     figures |= {
