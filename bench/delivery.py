@@ -25,11 +25,10 @@ from typing import Any
 
 import httpx
 import orjson
-import psutil
 from standardwebhooks.webhooks import Webhook
 
 from bench.data import person_id, person_lines
-from bench.hub import CIVIL_AFFAIRS, EXCHANGE, POLICE, REPO, Hub, running_hub, stop_group
+from bench.hub import CIVIL_AFFAIRS, EXCHANGE, POLICE, REPO, CpuMeter, Hub, running_hub, stop_group
 
 PURPOSE = "social-assistance-eligibility"
 SAMPLE_EVERY = 997  # deliveries between two whose signature the benchmark checks
@@ -174,45 +173,6 @@ def _publish(hub: Hub, token: str, changes: int, subjects: int, rate: float) -> 
     return refused
 
 
-class _Cpu:
-    """CPU seconds used by each part of the run between :meth:`start` and :meth:`stop`."""
-
-    def __init__(self, parts: dict[str, list[int]]) -> None:
-        self.parts = parts
-        self.before: dict[str, float] = {}
-
-    def _used(self) -> dict[str, float]:
-        used: dict[str, float] = {}
-        for name, pids in self.parts.items():
-            total = 0.0
-            for pid in pids:
-                with contextlib.suppress(psutil.Error):
-                    process = psutil.Process(pid)
-                    for member in [process, *process.children(recursive=True)]:
-                        with contextlib.suppress(psutil.Error):
-                            if member.name() == "postgres" and name != "postgres":
-                                continue  # counted once, as the database's
-                            times = member.cpu_times()
-                            total += times.user + times.system
-            used[name] = total
-        return used
-
-    def start(self) -> None:
-        self.before = self._used()
-
-    def stop(self) -> dict[str, float]:
-        return {name: round(value - self.before[name], 1) for name, value in self._used().items()}
-
-
-def _postgres_pids(hub: Hub) -> list[int]:
-    data = hub.env["EXCHANGE_DATA_DIR"]
-    return [
-        p.pid
-        for p in psutil.process_iter(["name", "cmdline"])
-        if p.info["name"] == "postgres" and data in " ".join(p.info["cmdline"] or [])
-    ]
-
-
 def _wait_for_workers(hub: Hub, workers: list[subprocess.Popen[bytes]], timeout: float = 120) -> None:
     """Until every worker holds its claims connection (so the first changes do not wait for start-up)."""
     deadline = time.monotonic() + timeout
@@ -265,9 +225,9 @@ def run(
                 for _ in range(workers)
             ]
             _wait_for_workers(hub, started_workers)
-            cpu = _Cpu(
+            cpu = CpuMeter(
                 {
-                    "postgres": _postgres_pids(hub),
+                    "postgres": hub.postgres_pids(),
                     "serve": [hub.process.pid],
                     "workers": [w.pid for w in started_workers],
                     "receivers": [receiver.pid or 0],

@@ -115,6 +115,19 @@ class Hub:
     def count_events(self, action: str) -> int:
         return int(self.sql(f"SELECT count(*) FROM audit_events WHERE action = '{action}'"))  # noqa: S608
 
+    def postgres_pids(self) -> list[int]:
+        """The embedded server's postmaster (its backends are its children)."""
+        data = self.env["EXCHANGE_DATA_DIR"]
+        return [
+            p.pid
+            for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "postgres" and data in " ".join(p.info["cmdline"] or [])
+        ]
+
+    def cpu(self, **others: list[int]) -> CpuMeter:
+        """A started meter of the API processes, the database and ``others`` (name: pids)."""
+        return CpuMeter({"api": [self.process.pid], "postgres": self.postgres_pids(), **others}).start()
+
     def memory_mb(self) -> float:
         """Memory of the serving processes (the arbiter and its workers), as PSS where the system reports
         it: the workers are forked from the arbiter and share its pages, which RSS would count once each."""
@@ -129,6 +142,39 @@ class Hub:
             except psutil.Error:
                 pass
         return total / 2**20
+
+
+class CpuMeter:
+    """CPU seconds each part of a run used between :meth:`start` and :meth:`stop`: a part is processes by
+    pid with their descendants (and the children they have reaped, such as the database's finished
+    backends); a database process under another part is counted as the database's only."""
+
+    def __init__(self, parts: dict[str, list[int]]) -> None:
+        self.parts = parts
+        self.before: dict[str, float] = {}
+
+    def _used(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for name, pids in self.parts.items():
+            total = 0.0
+            for pid in pids:
+                with contextlib.suppress(psutil.Error):
+                    process = psutil.Process(pid)
+                    for member in [process, *process.children(recursive=True)]:
+                        with contextlib.suppress(psutil.Error):
+                            if member.name() == "postgres" and name != "postgres":
+                                continue
+                            times = member.cpu_times()
+                            total += times.user + times.system + times.children_user + times.children_system
+            used[name] = total
+        return used
+
+    def start(self) -> CpuMeter:
+        self.before = self._used()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        return {name: round(value - self.before[name], 1) for name, value in self._used().items()}
 
 
 def free_port() -> int:

@@ -9,6 +9,7 @@ it costs the measurement nothing.
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import threading
 import time
@@ -113,8 +114,12 @@ def run(count: int) -> dict[str, Any]:
         _write_copy_rows(body, rows)
         with running_hub() as hub:
             token = hub.token(POLICE, "publisher")
+            meter = hub.cpu(client=[os.getpid()])
             first_rate, first, first_peak = send_file(hub, token, body, count)
+            first_cpu = meter.stop()
+            meter.start()
             again_rate, again, again_peak = send_file(hub, token, body, count)
+            again_cpu = meter.stop()
             floor = asyncio.run(_copy_floor(hub.dsn, rows, count))
     assert first["accepted"] == count and first["applied_versions"] == count, first
     assert again["applied_versions"] == 0, again
@@ -127,4 +132,7 @@ def run(count: int) -> dict[str, Any]:
         "copy_floor_rows_per_s": round(floor),
         "ratio_to_floor": round(first_rate / floor, 3),
         "hub_peak_memory_mb": round(max(first_peak, again_peak)),
+        # CPU seconds per part (API processes, database, the sending client): what bounds each load
+        "first_load_cpu_s": first_cpu,
+        "republish_cpu_s": again_cpu,
     }

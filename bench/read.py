@@ -67,7 +67,9 @@ def run(
         address = urlsplit(hub.base)
         requests = query_requests(address.netloc, tokens, subjects)
         options: dict[str, Any] = {"connections": connections, "seconds": seconds}
+        meter = hub.cpu(load=[os.getpid()])
         served = load.run(address.hostname or "", address.port or 80, requests, **options)
+        cpu = meter.stop()
         floor = _floor(hub.env["EXCHANGE_DATABASE_URL"], hub.workers, requests, **options)
         audited = hub.count_events("records.query")
     figures = served.figures()
@@ -81,4 +83,5 @@ def run(
         "floor_p99_ms": round(floor.percentile(99) * 1000, 2),
         "ratio_to_floor": round(served.rate / floor.rate, 3) if floor.rate else None,
         "audit_events_written": audited,
+        "cpu_s": cpu,  # API processes, database, load generator: who had the two cores
     }
