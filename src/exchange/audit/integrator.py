@@ -31,11 +31,14 @@ INTEGRATOR_LOCK = 0x6578617564  # "exaud"
 BATCH = 10_000
 
 # Take a batch off the queue and read its events in one statement; an event missing from the log (which the
-# queue says was written) comes back with no id.
+# queue says was written) comes back with no id. The batch size is written into the statement: the driver
+# pool's generic plans would take a LIMIT parameter for a tenth of the queue, and with millions queued (a
+# backlog, the very time it must be fast) plan a scan of the whole queue and of the log per batch, which
+# chained 7,000 events/s instead of 50,000 at 10,000,000 queued.
 _TAKE = f"""
 WITH taken AS (
     DELETE FROM audit_pending WHERE event_id IN (
-        SELECT event_id FROM audit_pending ORDER BY event_id LIMIT $1 FOR UPDATE SKIP LOCKED
+        SELECT event_id FROM audit_pending ORDER BY event_id LIMIT %(limit)d FOR UPDATE SKIP LOCKED
     ) RETURNING event_id, occurred_at
 )
 SELECT t.event_id, t.occurred_at, e.id IS NOT NULL AS present, {CANONICAL_JSON}
@@ -64,7 +67,7 @@ def sign_checkpoint(key: Any, seq: int, digest: bytes, at: datetime) -> str:
 async def integrate_once(db: Db, key: Any, limit: int = BATCH) -> int:
     """Chain up to ``limit`` queued events in one transaction, signed with ``key``; the number chained."""
     async with db.transaction():
-        taken = await db.fetch(_TAKE, limit)
+        taken = await db.fetch(_TAKE.replace("%(limit)d", str(int(limit))))
         if not taken:
             return 0
         seq, previous = await chain_head(db)

@@ -55,11 +55,11 @@ _SCAN = text(
     """
     SELECT seq, CAST(CAST(txid AS text) AS bigint) AS txid, subject_id, kind, version, elements, valid_from,
            recorded_at, fields, previous
-    FROM change_events
+    FROM change_events AS e
     WHERE resource_code = :resource
-      AND (txid, seq) > (CAST(CAST(CAST(:txid AS bigint) AS text) AS xid8), :seq)
-      AND txid < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY txid, seq
+      AND (e.txid, e.seq) > (CAST(CAST(CAST(:txid AS bigint) AS text) AS xid8), :seq)
+      AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY e.txid, e.seq
     LIMIT :scan
     """
 )

@@ -34,11 +34,12 @@ FROM (
     FROM subscriptions AS s
     WHERE s.mode = 'webhook' AND s.status = 'active' AND s.next_attempt_at <= $3
       AND s.id <> ALL($1::uuid[])
-      AND EXISTS (
-          SELECT 1 FROM change_events AS e
+      AND (
+          SELECT e.seq FROM change_events AS e
           WHERE e.resource_code = s.resource_code
             AND (e.txid, e.seq) > (s.cursor_txid::text::xid8, s.cursor_seq)
-            AND e.txid < pg_snapshot_xmin(pg_current_snapshot()))
+            AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY e.txid, e.seq LIMIT 1) IS NOT NULL
     ORDER BY s.next_attempt_at
     LIMIT $2
 ) AS due
@@ -75,11 +76,11 @@ SELECT s.id, s.consumer_department::text, s.client_id::text, s.resource_code::te
        s.purpose_code::text, s.filter, s.payload::text, s.mode::text, s.url, s.secret, s.status::text,
        s.status_reason, s.cursor_txid, s.cursor_seq, s.attempts, s.dead_in_a_row, s.next_attempt_at,
        s.created_at, s.next_attempt_at <= $2 AS due,
-       EXISTS (
-           SELECT 1 FROM change_events AS e
-           WHERE e.resource_code = s.resource_code
-             AND (e.txid, e.seq) > (s.cursor_txid::text::xid8, s.cursor_seq)
-             AND e.txid < pg_snapshot_xmin(pg_current_snapshot())) AS pending,
+       (SELECT e.seq FROM change_events AS e
+        WHERE e.resource_code = s.resource_code
+          AND (e.txid, e.seq) > (s.cursor_txid::text::xid8, s.cursor_seq)
+          AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY e.txid, e.seq LIMIT 1) IS NOT NULL AS pending,
        (SELECT version FROM resources WHERE code = s.resource_code) AS catalog_version,
        ARRAY(
            SELECT ROW(g.id, g.access::text, array_agg(e.element)::text[], min(e.valid_from),
@@ -149,11 +150,11 @@ async def state(db: Db, subscription_id: uuid.UUID, now: datetime) -> State | No
 _SCAN = """
 SELECT seq, txid::text::bigint AS txid, subject_id::text, kind::text, version, elements, valid_from,
        recorded_at, fields, previous
-FROM change_events
+FROM change_events AS e
 WHERE resource_code = $1
-  AND (txid, seq) > ($2::bigint::text::xid8, $3)
-  AND txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY txid, seq
+  AND (e.txid, e.seq) > ($2::bigint::text::xid8, $3)
+  AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY e.txid, e.seq
 LIMIT $4
 """
 
