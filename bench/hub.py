@@ -153,20 +153,27 @@ class CpuMeter:
         self.parts = parts
         self.before: dict[str, float] = {}
 
+    @staticmethod
+    def _tree(pid: int) -> list[psutil.Process]:
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            return [process, *process.children(recursive=True)]
+        return []
+
     def _used(self) -> dict[str, float]:
-        used: dict[str, float] = {}
-        for name, pids in self.parts.items():
-            total = 0.0
-            for pid in pids:
-                with contextlib.suppress(psutil.Error):
-                    process = psutil.Process(pid)
-                    for member in [process, *process.children(recursive=True)]:
-                        with contextlib.suppress(psutil.Error):
-                            if member.name() == "postgres" and name != "postgres":
-                                continue
-                            times = member.cpu_times()
-                            total += times.user + times.system + times.children_user + times.children_system
-            used[name] = total
+        # Each process counts for the part of its nearest root: trees are claimed largest first, so a part
+        # whose processes descend from another's (the hub the benchmark started) takes them back.
+        trees = {(pid, name): self._tree(pid) for name, pids in self.parts.items() for pid in pids}
+        owners: dict[int, tuple[str, psutil.Process]] = {}
+        for (_, name), members in sorted(trees.items(), key=lambda item: -len(item[1])):
+            owners |= {member.pid: (name, member) for member in members}
+        used = dict.fromkeys(self.parts, 0.0)
+        for name, member in owners.values():
+            with contextlib.suppress(psutil.Error):
+                if member.name() == "postgres" and name != "postgres":
+                    continue
+                times = member.cpu_times()
+                used[name] += times.user + times.system + times.children_user + times.children_system
         return used
 
     def start(self) -> CpuMeter:

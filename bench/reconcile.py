@@ -121,7 +121,9 @@ def run(records: int) -> dict[str, Any]:
         _, early, _ = send_lines(hub, civil, phone_lines(records), phones)
         canonical_rate, _, _ = send_lines(hub, hub.token(POLICE, "publisher"), person_lines(records), records)
         reported_rate, named, _ = send_lines(hub, civil, name_lines(records, extra), records + extra)
+        meter = hub.cpu()
         seconds, wall, report = _reconcile(hub, civil)
+        cpu = meter.stop()
         again, _, repeated = _reconcile(hub, civil)
         discrepancies = hub.sql("SELECT count(*) FROM discrepancies WHERE status = 'open'")
     want = expected(records, extra)
@@ -142,6 +144,7 @@ def run(records: int) -> dict[str, Any]:
         "observations_per_s": round(observations / seconds),
         "reconciliation_wall_seconds": round(wall, 2),
         "discrepancies_opened": report["discrepancies_opened"],
+        "reconciliation_cpu_s": cpu,
         "rerun_seconds": round(again, 2),
         "rerun_observations_per_s": round(observations / again),
         "canonical_first_load_records_per_s": round(canonical_rate),
