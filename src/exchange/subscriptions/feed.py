@@ -66,21 +66,6 @@ _SCAN = text(
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
-    """One outbox row as a feed scans it, before the subscription's elements and filter are applied."""
-
-    position: Position
-    kind: str
-    subject_id: str
-    version: int
-    elements: list[str]
-    valid_from: datetime | None
-    recorded_at: datetime
-    fields: dict[str, Any] | None
-    previous: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
 class Event:
     position: Position
     kind: str
@@ -90,6 +75,14 @@ class Event:
     valid_from: datetime | None
     recorded_at: datetime
     fields: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Change(Event):
+    """One outbox row as a feed scans it, before the subscription's elements and filter are applied: an
+    event of every element, with the values before the change (for filters)."""
+
+    previous: dict[str, Any] | None
 
 
 def matches(
