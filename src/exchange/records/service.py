@@ -73,6 +73,12 @@ async def load_rules(session: AsyncSession, code: str) -> ResourceRules:
     return rules
 
 
+def cached_rules(code: str, version: int | None) -> ResourceRules | None:
+    """The rules of this catalogue version of the resource, if this process has built them (for a caller
+    that has read the version already)."""
+    return None if version is None else _rules_cache.get((code, version))
+
+
 @dataclass(slots=True)
 class Prepared:
     """One checked publish: canonical values for the caller's own elements, observations for the others."""

@@ -116,7 +116,6 @@ class Deliverer:
         self.settings = settings
         self.schedule = settings.retry_schedule or [0.0]
         self.allowed = targets.parse_networks(settings.webhook_allowed_networks)
-        self.rules: dict[str, ResourceRules] = {}
         # Subscriptions whose last page could not be recorded (the audit log refused it, say): when this
         # process may try them again, and how often it failed. Only pacing: any process may serve them.
         self.resting: dict[uuid.UUID, tuple[float, int]] = {}
@@ -204,11 +203,10 @@ class Deliverer:
 
     async def _rules(self, code: str, version: int | None) -> ResourceRules:
         """The resource's policy rules at the catalogue version the page read (reloaded when it moved)."""
-        rules = self.rules.get(code)
-        if rules is None or rules.version != version:
+        rules = records.cached_rules(code, version)
+        if rules is None:
             async with transaction(self.sessionmaker) as session:
                 rules = await records.load_rules(session, code)
-            self.rules[code] = rules
         return rules
 
     async def _prepare(self, pool: asyncpg.Pool, subscription_id: uuid.UUID) -> Page | None:
